@@ -1,0 +1,118 @@
+"""The recipe's `expect:`: figures that recorded facts must show, and errors that must happen.
+
+Facts are flattened to dotted metric names (`partition.partitions.0.latency`). An
+expectation is written as nested YAML under `expect.metrics`; a leaf is a value (checked
+for equality) or a comparison mapping such as `{approx: 208.0, rel: 1e-9}`, `{ge: 2}`,
+`{len: 4}`, `{contains: dev_2}`. A `*` segment matches every index or key at that level
+(`partitions.*.used_mem_bytes: 48`).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any
+
+from fxflow.config.schema import ExpectedError
+
+COMPARATORS = {"eq", "ne", "lt", "le", "gt", "ge", "approx", "rel", "abs", "len", "contains"}
+
+
+def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    """Nested facts -> flat dotted map; lists of scalars stay values, lists of mappings get indices."""
+    if isinstance(value, dict):
+        flat: dict[str, Any] = {}
+        for key, inner in value.items():
+            flat.update(flatten(inner, f"{prefix}.{key}" if prefix else str(key)))
+        return flat
+    if isinstance(value, list) and any(isinstance(v, dict) for v in value):
+        flat = {}
+        for index, inner in enumerate(value):
+            flat.update(flatten(inner, f"{prefix}.{index}"))
+        return flat
+    return {prefix: value}
+
+
+def _is_comparison(value: Any) -> bool:
+    return isinstance(value, dict) and bool(value) and set(map(str, value)) <= COMPARATORS
+
+
+def flatten_expectations(value: Any, prefix: str = "") -> dict[str, Any]:
+    """Like `flatten`, but a comparison mapping is a leaf."""
+    if isinstance(value, dict) and not _is_comparison(value):
+        flat: dict[str, Any] = {}
+        for key, inner in value.items():
+            flat.update(flatten_expectations(inner, f"{prefix}.{key}" if prefix else str(key)))
+        return flat
+    return {prefix: value}
+
+
+def _pattern(key: str) -> re.Pattern[str]:
+    return re.compile("^" + r"\.".join("[^.]+" if part == "*" else re.escape(part) for part in key.split(".")) + "$")
+
+
+def compare(actual: Any, expected: Any) -> tuple[bool, str]:
+    """One expectation against one recorded value."""
+    if not _is_comparison(expected):
+        return _equal(actual, expected), f"expected {expected!r}, got {actual!r}"
+    ops = {str(k): v for k, v in expected.items()}
+    checks = []
+    for op, want in ops.items():
+        if op in ("rel", "abs"):
+            continue
+        if op == "approx":
+            ok = isinstance(actual, (int, float)) and math.isclose(actual, want, rel_tol=ops.get("rel", 1e-9), abs_tol=ops.get("abs", 0.0))
+        elif op == "len":
+            ok = hasattr(actual, "__len__") and len(actual) == want
+        elif op == "contains":
+            ok = hasattr(actual, "__contains__") and want in actual
+        else:
+            try:
+                ok = {"eq": _equal, "ne": lambda a, b: not _equal(a, b), "lt": lambda a, b: a < b, "le": lambda a, b: a <= b,
+                      "gt": lambda a, b: a > b, "ge": lambda a, b: a >= b}[op](actual, want)
+            except TypeError:
+                ok = False
+        checks.append(ok)
+    return all(checks), f"expected {ops}, got {actual!r}"
+
+
+def _equal(actual: Any, expected: Any) -> bool:
+    if isinstance(actual, (list, tuple)) and isinstance(expected, (list, tuple)):
+        return len(actual) == len(expected) and all(_equal(a, e) for a, e in zip(actual, expected))
+    return actual == expected
+
+
+def check_metrics(metrics: dict[str, Any], expected: dict[str, Any]) -> list[dict[str, Any]]:
+    """One check entry per expectation (a `*` expectation passes only if it matches and all matches pass)."""
+    entries = []
+    for key, want in flatten_expectations(expected).items():
+        pattern = _pattern(key)
+        matched = {name: value for name, value in metrics.items() if pattern.match(name)}
+        if not matched:
+            prefix = key.split(".")[0]
+            near = sorted(name for name in metrics if name.startswith(prefix))[:8]
+            entries.append({"name": f"expect.{key}", "passed": False, "expected": want,
+                            "detail": f"no metric '{key}' was recorded; recorded under '{prefix}': {near}"})
+            continue
+        failures = []
+        for name, value in matched.items():
+            ok, detail = compare(value, want)
+            if not ok:
+                failures.append(f"{name}: {detail}")
+        actual = next(iter(matched.values())) if len(matched) == 1 else matched
+        entries.append({"name": f"expect.{key}", "passed": not failures, "expected": want, "actual": actual,
+                        "detail": "; ".join(failures) or f"{len(matched)} metric(s) match"})
+    return entries
+
+
+def check_error(expected: ExpectedError | None, stage: str | None, error: BaseException | None) -> dict[str, Any] | None:
+    """The expected-error check, or None when the recipe expects no error."""
+    if expected is None:
+        return None
+    entry: dict[str, Any] = {"name": "expect.error", "expected": expected.model_dump()}
+    if error is None:
+        return {**entry, "passed": False, "detail": f"expected {expected.type} at stage '{expected.stage}', but every stage succeeded"}
+    names = {cls.__name__ for cls in type(error).__mro__} | {f"{cls.__module__}.{cls.__qualname__}" for cls in type(error).__mro__}
+    ok = stage == expected.stage and expected.type in names and re.search(expected.match, str(error)) is not None
+    return {**entry, "passed": ok, "actual": {"stage": stage, "type": type(error).__name__, "message": str(error)},
+            "detail": "the step refused as expected" if ok else "a different error, or at another stage"}

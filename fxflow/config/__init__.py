@@ -1,0 +1,1 @@
+"""Config handling: the pydantic schema, component resolution, and error reporting."""

@@ -1,0 +1,110 @@
+"""Config problems, collected and reported together with their dotted config paths."""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+from pydantic import BaseModel, ValidationError
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with the composed config: where, what was given, what is accepted."""
+
+    path: str
+    message: str
+    value: Any = None
+    accepted: str = ""
+
+    def render(self) -> str:
+        text = f"{self.path or '<root>'}: {self.message}"
+        if self.value is not None:
+            text += f" (got {_short(self.value)})"
+        if self.accepted:
+            text += f"; accepted: {self.accepted}"
+        return text
+
+
+class ConfigError(Exception):
+    """Raised once, after validation, with every problem found."""
+
+    def __init__(self, problems: Iterable[Problem], recipe: str = "", files: Iterable[str] = ()):
+        self.problems = list(problems)
+        self.recipe = recipe
+        self.files = list(files)
+        super().__init__(self.render())
+
+    def render(self) -> str:
+        where = f" of recipe '{self.recipe}'" if self.recipe else ""
+        head = f"the config{where} has {len(self.problems)} problem(s)"
+        if self.files:
+            head += f" (files: {', '.join(self.files)})"
+        return head + ":\n" + "\n".join(f"  - {p.render()}" for p in self.problems)
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def join_path(*parts: Any) -> str:
+    return ".".join(str(p) for p in parts if p not in ("", None))
+
+
+def did_you_mean(word: str, options: Iterable[str]) -> str:
+    close = difflib.get_close_matches(word, list(options), n=1)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def problems_from_validation(
+    error: ValidationError, prefix: str = "", model: type[BaseModel] | None = None
+) -> list[Problem]:
+    """Turn pydantic's error list into Problems with full dotted paths and accepted values."""
+    problems = []
+    for item in error.errors(include_url=False):
+        loc = [str(p) for p in item["loc"]]
+        path = join_path(prefix, *loc)
+        kind = item["type"]
+        value = item.get("input")
+        if kind == "extra_forbidden":
+            fields = _fields_at(model, loc[:-1]) if model else []
+            hint = did_you_mean(loc[-1], fields)
+            problems.append(
+                Problem(path, f"unknown key{hint}", None, ", ".join(fields) if fields else "")
+            )
+        elif kind == "missing":
+            problems.append(Problem(path, "is required but missing"))
+        else:
+            problems.append(Problem(path, item["msg"], value))
+    return problems
+
+
+def _fields_at(model: type[BaseModel], loc: list[str]) -> list[str]:
+    """Field names of the (nested) model reached by following loc; [] where unknown."""
+    current: Any = model
+    for part in loc:
+        if _is_model(current):
+            field = current.model_fields.get(part)
+            if field is None:
+                return []
+            current = _unwrap_optional(field.annotation)
+        else:  # a mapping or a list: `part` is a key or index, step into the value type
+            args = getattr(current, "__args__", ())
+            current = _unwrap_optional(args[-1]) if args else None
+    return list(current.model_fields) if _is_model(current) else []
+
+
+def _is_model(tp: Any) -> bool:
+    return isinstance(tp, type) and issubclass(tp, BaseModel)
+
+
+def _unwrap_optional(tp: Any) -> Any:
+    """`Model | None` -> Model; containers and plain types are returned as they are."""
+    args = getattr(tp, "__args__", ())
+    origin = getattr(tp, "__origin__", None)
+    if origin in (dict, list) or not args:
+        return tp
+    models = [a for a in args if _is_model(a)]
+    return models[0] if models else tp

@@ -1,0 +1,151 @@
+"""The pydantic schema of a composed fxflow config.
+
+Component sections (`tracer`, each transform, latency models) are checked here only for
+shape (a mapping with `_target_`); `fxflow.config.components` resolves and validates them
+against the component's own pydantic fields.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ByteSize,
+    ConfigDict,
+    Field,
+    NonNegativeInt,
+    PositiveFloat,
+    TypeAdapter,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+DTYPES = ("float32", "float64", "float16", "bfloat16", "int64", "int32", "int16", "int8", "uint8", "bool")
+DISTRIBUTIONS = ("rand", "randn", "randint", "zeros", "ones")
+_BYTES = TypeAdapter(ByteSize)
+MEMORY_FORMS = "a positive number of bytes (33000000) or a size with a unit (33MB, 32MiB, 1.5GB)"
+
+
+def _parse_memory(value: Any) -> int:
+    """Accept plain bytes as the seed writes them and human units; reject everything else clearly."""
+    if isinstance(value, bool):
+        raise PydanticCustomError("memory", "is not a memory size; expected " + MEMORY_FORMS)
+    try:
+        size = value if isinstance(value, int) else int(_BYTES.validate_python(value))
+    except Exception:
+        raise PydanticCustomError("memory", "is not a memory size; expected " + MEMORY_FORMS) from None
+    if size <= 0:
+        raise PydanticCustomError("memory", "must be positive; expected " + MEMORY_FORMS)
+    return size
+
+
+MemBytes = Annotated[int, BeforeValidator(_parse_memory)]
+
+
+class Strict(BaseModel):
+    """Base for config sections: unknown keys are errors, so typos never pass silently."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class DeviceSpec(Strict):
+    """One logical device. The mapping key is its name unless `name` says otherwise."""
+
+    name: str | None = None
+    mem_bytes: MemBytes
+    logical_id: NonNegativeInt
+    torch_device: str | None = Field(None, description="physical torch device, e.g. 'cpu' or 'cuda:0'")
+    link_bytes_per_sec: PositiveFloat | None = None
+    compute_flops: PositiveFloat | None = None
+
+
+class InputSpec(Strict):
+    """One example input, declared by argument name: a tensor recipe or a literal value."""
+
+    shape: list[NonNegativeInt] | None = None
+    dtype: Literal[DTYPES] = "float32"  # type: ignore[valid-type]
+    dist: Literal[DISTRIBUTIONS] = "rand"  # type: ignore[valid-type]
+    low: int = 0
+    high: int | None = None
+    value: Any = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> "InputSpec":
+        has_value = "value" in self.model_fields_set
+        if (self.shape is None) == (not has_value):
+            raise PydanticCustomError(
+                "input_kind",
+                "an input needs either `shape` (a tensor) or `value` (a literal), not both and not neither",
+            )
+        if self.dist == "randint":
+            if self.high is None:
+                raise PydanticCustomError("randint_high", "dist=randint needs `high` (exclusive upper bound)")
+            if self.high <= self.low:
+                raise PydanticCustomError("randint_bounds", "dist=randint needs high > low")
+        elif self.dtype not in ("float32", "float64", "float16", "bfloat16") and self.dist in ("rand", "randn"):
+            raise PydanticCustomError(
+                "dist_dtype", f"dist={self.dist} draws floats; for dtype={self.dtype} use randint, zeros or ones"
+            )
+        return self
+
+
+class ModelSpec(Strict):
+    """How to build the module (or function) under study and its example inputs."""
+
+    name: str
+    module: dict[str, Any]
+    inputs: dict[str, InputSpec]
+    train: bool = False
+
+
+class Tolerance(Strict):
+    rtol: float = Field(ge=0)
+    atol: float = Field(ge=0)
+
+
+class CheckSpec(Strict):
+    """Equivalence checks: which stages, on how many fresh inputs, against which reference."""
+
+    stages: Literal["final", "all"] | list[str] = "final"
+    fresh_inputs: NonNegativeInt = 2
+    reference: dict[str, Any] | None = None
+    replay_rng: bool = True
+    tolerances: dict[str, Tolerance] = {}
+
+
+class ExpectedError(Strict):
+    """A step whose refusal is the point of the recipe."""
+
+    stage: str
+    type: str = "Exception"
+    match: str = ""
+
+    @model_validator(mode="after")
+    def _regex(self) -> "ExpectedError":
+        try:
+            re.compile(self.match)
+        except re.error as exc:
+            raise PydanticCustomError("regex", "`match` is not a valid regular expression: {err}", {"err": str(exc)})
+        return self
+
+
+class ExpectSpec(Strict):
+    metrics: dict[str, Any] = {}
+    error: ExpectedError | None = None
+
+
+class RunConfig(Strict):
+    """The whole composed config (Hydra's own `hydra:` node removed)."""
+
+    recipe: str
+    description: str = ""
+    seed: int = 0
+    model: ModelSpec
+    devices: dict[str, DeviceSpec] = {}
+    tracer: dict[str, Any]
+    transforms: dict[str, dict[str, Any]] = {}
+    check: CheckSpec = CheckSpec()
+    expect: ExpectSpec = ExpectSpec()

@@ -1,0 +1,154 @@
+"""Validate a composed config into a Plan before anything heavy runs; report every problem at once."""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable
+
+import torch
+from pydantic import ValidationError
+
+from fxflow.config.components import build_component, check_callable_target
+from fxflow.config.errors import ConfigError, Problem, did_you_mean, problems_from_validation
+from fxflow.config.schema import RunConfig
+from fxflow.tracers import Tracer
+from fxflow.transforms import Transform
+
+BUILTIN_STAGES = ("build", "trace")
+
+
+@dataclass
+class Plan:
+    """A validated run: the typed config plus the built (cheap) components."""
+
+    spec: RunConfig
+    tracer: Tracer
+    transforms: dict[str, Transform]
+    model_factory: Callable[..., Any]
+    reference_factory: Callable[..., Any] | None
+
+    @property
+    def stages(self) -> list[str]:
+        return ["trace", *self.transforms]
+
+
+def validate(cfg: dict[str, Any], files: Iterable[str] = ()) -> Plan:
+    """Check the whole config; raise ConfigError listing every problem with its dotted path."""
+    problems: list[Problem] = []
+    spec = None
+    try:
+        spec = RunConfig.model_validate(cfg)
+    except ValidationError as exc:
+        problems.extend(problems_from_validation(exc, "", RunConfig))
+
+    tracer = _section(cfg, "tracer", problems, lambda s: build_component(s, "tracer", problems, Tracer))
+    transforms: dict[str, Transform] = {}
+    raw_transforms = cfg.get("transforms") or {}
+    if isinstance(raw_transforms, dict):
+        for name, section in raw_transforms.items():
+            built = build_component(section or {}, f"transforms.{name}", problems, Transform)
+            if built is not None:
+                transforms[name] = built
+
+    model = cfg.get("model") if isinstance(cfg.get("model"), dict) else {}
+    model_factory = None
+    if isinstance(model.get("module"), dict):
+        model_factory = check_callable_target(model["module"], "model.module", problems)
+        if model_factory is not None and isinstance(model.get("inputs"), dict):
+            problems.extend(_input_names(model_factory, model["inputs"]))
+    reference = (cfg.get("check") or {}).get("reference") if isinstance(cfg.get("check"), dict) else None
+    reference_factory = check_callable_target(reference, "check.reference", problems) if reference else None
+
+    problems.extend(_transform_order(transforms))
+    if spec is not None:
+        problems.extend(_cross_checks(spec, transforms))
+
+    if problems or spec is None or tracer is None or model_factory is None:
+        raise ConfigError(problems, recipe=str(cfg.get("recipe", "")), files=files)
+    return Plan(spec, tracer, transforms, model_factory, reference_factory)
+
+
+def _section(cfg: dict[str, Any], key: str, problems: list[Problem], build: Callable[[dict], Any]) -> Any:
+    section = cfg.get(key)
+    if not isinstance(section, dict):
+        return None  # RunConfig already reported a missing or mistyped section
+    return build(section)
+
+
+def _input_names(factory: Callable[..., Any], inputs: dict[str, Any]) -> list[Problem]:
+    """Declared inputs must match the parameters of forward (or of the function)."""
+    fn = factory.forward if isinstance(factory, type) and issubclass(factory, torch.nn.Module) else factory
+    if isinstance(factory, type) and not issubclass(factory, torch.nn.Module):
+        return []
+    try:
+        params = [p for p in inspect.signature(fn).parameters.values() if p.name != "self"]
+    except (TypeError, ValueError):
+        return []
+    if any(p.kind is p.VAR_KEYWORD for p in params) or any(p.kind is p.VAR_POSITIONAL for p in params):
+        return []
+    names = [p.name for p in params]
+    problems = []
+    for name in inputs:
+        if name not in names:
+            problems.append(
+                Problem(f"model.inputs.{name}", "is not an argument of the model" + did_you_mean(name, names), None, ", ".join(names))
+            )
+    for p in params:
+        if p.default is p.empty and p.name not in inputs:
+            problems.append(Problem(f"model.inputs.{p.name}", "is required by the model but not declared", None, "shape/dtype/dist or value"))
+    return problems
+
+
+def _transform_order(transforms: dict[str, Transform]) -> list[Problem]:
+    """Each transform's `requires` must be provided by an earlier one (and not invalidated since)."""
+    problems = []
+    have: dict[str, str] = {}
+    for name, transform in transforms.items():
+        for need in transform.requires:
+            if need not in have:
+                givers = sorted({f"{t.__module__}.{t.__name__}" for t in _providers(need)})
+                problems.append(
+                    Problem(
+                        f"transforms.{name}",
+                        f"needs '{need}' but no earlier transform provides it (misordered or missing step)",
+                        None,
+                        "put one of " + ", ".join(givers) + " before it" if givers else "",
+                    )
+                )
+        for gone in transform.invalidates:
+            have.pop(gone, None)
+        for give in transform.provides:
+            have[give] = name
+    return problems
+
+
+def _providers(need: str) -> list[type]:
+    from fxflow.config.components import known_subclasses
+
+    return [cls for cls in known_subclasses(Transform).values() if need in cls.provides]
+
+
+def _cross_checks(spec: RunConfig, transforms: dict[str, Transform]) -> list[Problem]:
+    problems = []
+    stages = [*BUILTIN_STAGES, *transforms]
+    users = [n for n, t in transforms.items() if getattr(t, "uses_devices", False)]
+    if users and not spec.devices:
+        problems.append(Problem("devices", f"is empty but transforms.{users[0]} partitions over devices", None, "devices=one_gpu|two_gpu|three_gpu or a mapping"))
+    names: dict[str, str] = {}
+    for key, device in spec.devices.items():
+        name = device.name or key
+        if name in names:
+            problems.append(Problem(f"devices.{key}.name", f"duplicates the name of devices.{names[name]}", name, "unique device names"))
+        names[name] = key
+    for key in spec.expect.metrics:
+        if key not in stages:
+            problems.append(Problem(f"expect.metrics.{key}", "names no stage of this recipe" + did_you_mean(key, stages), None, ", ".join(stages)))
+    if spec.expect.error and spec.expect.error.stage not in stages:
+        error = spec.expect.error
+        problems.append(Problem("expect.error.stage", "names no stage of this recipe" + did_you_mean(error.stage, stages), error.stage, ", ".join(stages)))
+    if isinstance(spec.check.stages, list):
+        for stage in spec.check.stages:
+            if stage not in stages[1:]:
+                problems.append(Problem("check.stages", "names no stage of this recipe" + did_you_mean(stage, stages), stage, ", ".join(stages[1:])))
+    return problems

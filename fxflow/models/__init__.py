@@ -1,0 +1,1 @@
+"""In-repo models under study. Each is referenced from `conf/model/*.yaml` by `_target_`."""

@@ -1,0 +1,150 @@
+"""The partition report: a table people can read, the JSON behind it, and a picture of the split graph."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from rich.table import Table
+from tabulate import tabulate
+from torch.fx import GraphModule
+
+from fxflow.record.writer import RunRecord
+
+log = logging.getLogger("fxflow")
+_INPUT_OPS = {"placeholder", "get_attr"}
+
+
+def _rows(facts: dict[str, Any]) -> list[list[Any]]:
+    budgets = {name: d["mem_bytes"] for name, d in facts["devices"].items()}
+    rows = []
+    for p in facts["partitions"]:
+        budget = min((budgets[d] for d in p["devices"]), default=0)
+        latency = p.get("latency")
+        rows.append(
+            [
+                p["id"],
+                ", ".join(f"{d} (#{lid})" for d, lid in zip(p["devices"], p["logical_device_ids"])) or "-",
+                f"{len(p['compute_nodes'])}: {_names(p['compute_nodes'])}",
+                f"{p['used_mem_bytes']:,} / {budget:,}",
+                "/".join(f"{v:g}" for v in latency) if latency else "-",
+            ]
+        )
+    return rows
+
+
+_HEADERS = ["partition", "device(s)", "compute nodes", "memory used / budget (B)", "latency mem/compute/overall"]
+
+
+def _names(names: list[str], limit: int = 6) -> str:
+    return ", ".join(names[:limit]) + (f", … (+{len(names) - limit})" if len(names) > limit else "")
+
+
+def summary_lines(facts: dict[str, Any]) -> list[str]:
+    """The report in words: placement, replication, idle devices, critical path."""
+    lines = [f"{facts['num_partitions']} partition(s) over {len(facts['devices'])} device(s), {facts['mode']} mode; "
+             f"the partitioned graph has {facts['graph_node_count']} nodes."]
+    for p in facts["partitions"]:
+        if len(p["devices"]) > 1:
+            lines.append(f"partition {p['id']} is replicated on {' and '.join(p['devices'])}.")
+    for name in facts["idle_devices"]:
+        lines.append(f"{name} holds no partition: it stays idle.")
+    if "critical_path_latency" in facts:
+        lines.append(f"critical-path latency: {facts['critical_path_latency']:g} "
+                     f"(transfer rate {facts['transfer_rate_bytes_per_sec']:g} B/s).")
+    return lines
+
+
+def partition_renderables(facts: dict[str, Any]) -> list[Any]:
+    if "partitions" not in facts:
+        return []
+    table = Table(title="partitions", title_justify="left")
+    for header in _HEADERS:
+        table.add_column(header, overflow="fold")
+    for row in _rows(facts):
+        table.add_row(*map(str, row))
+    return [table, *summary_lines(facts)]
+
+
+def write_partition_report(
+    record: RunRecord, stage: str, facts: dict[str, Any], gm: GraphModule, partitions: list[Any], picture: bool
+) -> None:
+    """`partition_report.md` (table + words), `partition_report.json`, and `partition_graph.png`."""
+    text = tabulate(_rows(facts), headers=_HEADERS, tablefmt="github") + "\n\n" + "\n".join(summary_lines(facts)) + "\n"
+    record.write_text(f"{stage}/partition_report.md", text)
+    record.write_json(f"{stage}/partition_report.json", facts)
+    if picture:
+        note = draw_partitions(record, f"{stage}/partition_graph.png", gm, partitions, facts)
+        if note:
+            facts["picture"] = note
+        else:
+            facts["picture"] = f"{stage}/partition_graph.png"
+
+
+def draw_partitions(record: RunRecord, relative: str, gm: GraphModule, partitions: list[Any], facts: dict[str, Any]) -> str | None:
+    """Draw nodes grouped and coloured by partition, cross-device edges in red with bytes moved.
+
+    Returns a one-line note instead of raising when matplotlib or networkx is missing.
+    """
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        import networkx as nx
+    except ImportError as exc:
+        note = f"no partition picture: {exc.name} is not installed (pip install matplotlib networkx)"
+        log.warning(note)
+        return note
+
+    owner: dict[str, int] = {}
+    for p in partitions:
+        for n in p.nodes:
+            if n.op not in _INPUT_OPS:
+                owner[n.name] = p.partition_id
+    devices_of = {p["id"]: p["devices"] for p in facts["partitions"]}
+    graph = nx.DiGraph()
+    for node in gm.graph.nodes:
+        graph.add_node(node.name, op=node.op)
+        for user in node.users:
+            size = getattr(node, "size_bytes", None)
+            graph.add_edge(node.name, user.name, bytes=size.output_size if size else 0)
+
+    # Columns follow data-flow depth; within a column nodes are grouped by partition.
+    pos = {}
+    for depth, layer in enumerate(nx.topological_generations(graph)):
+        ordered = sorted(layer, key=lambda n: (owner.get(n, -1), n))
+        for row, name in enumerate(ordered):
+            pos[name] = (depth, -row)
+    cmap = plt.get_cmap("tab10")
+    colors = [cmap(owner[n] % 10) if n in owner else (0.85, 0.85, 0.85) for n in graph.nodes]
+    crossing = [(u, v) for u, v in graph.edges if u in owner and v in owner and devices_of[owner[u]] != devices_of[owner[v]]]
+    local = [e for e in graph.edges if e not in set(crossing)]
+
+    width = max(8.0, 1.3 * (max(x for x, _ in pos.values()) + 1))
+    height = max(4.0, 0.7 * (max(-y for _, y in pos.values()) + 1))
+    fig, ax = plt.subplots(figsize=(min(width, 40), min(height, 30)))
+    nx.draw_networkx_nodes(graph, pos, node_color=colors, node_size=500, ax=ax, edgecolors="black", linewidths=0.5)
+    nx.draw_networkx_labels(graph, pos, font_size=6, ax=ax)
+    nx.draw_networkx_edges(graph, pos, edgelist=local, edge_color="grey", arrows=True, ax=ax, width=0.6)
+    nx.draw_networkx_edges(graph, pos, edgelist=crossing, edge_color="red", arrows=True, ax=ax, width=1.4, style="dashed")
+    nx.draw_networkx_edge_labels(graph, pos, edge_labels={(u, v): f"{graph.edges[u, v]['bytes']} B" for u, v in crossing},
+                                 font_size=6, font_color="red", ax=ax)
+    from matplotlib.patches import Patch
+
+    legend = [Patch(color=cmap(pid % 10), label=f"partition {pid} on {', '.join(devs) or '-'}") for pid, devs in devices_of.items()]
+    legend.append(Patch(color=(0.85, 0.85, 0.85), label="inputs and constants"))
+    legend.append(Patch(color="red", label="edge across devices (bytes moved)"))
+    idle = facts.get("idle_devices") or []
+    title = f"{facts['num_partitions']} partitions, {facts['mode']} mode" + (f"; idle: {', '.join(idle)}" if idle else "")
+    ax.legend(handles=legend, loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=7)
+    ax.set_title(title)
+    ax.axis("off")
+    fig.tight_layout()
+    import io
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110)
+    plt.close(fig)
+    record.write_bytes(relative, buffer.getvalue())
+    return None

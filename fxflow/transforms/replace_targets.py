@@ -1,0 +1,72 @@
+"""Swap every node of one (op, target) for another with torch's `graph_manipulation.replace_target_nodes_with`."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from hydra.utils import get_object
+from pydantic import model_validator
+from pydantic_core import PydanticCustomError
+from torch.fx import GraphModule
+from torch.fx.passes import graph_manipulation
+
+from fxflow.transforms.base import StageContext, Transform
+
+FxOp = Literal["call_function", "call_method", "call_module"]
+
+
+class ReplaceTargets(Transform):
+    """Replace nodes by op and target; function targets are written as dotted paths.
+
+    Usage in a recipe::
+
+        transforms:
+          replace:
+            _target_: fxflow.transforms.ReplaceTargets
+            old_op: call_function
+            old_target: operator.add
+            new_op: call_function
+            new_target: operator.mul
+
+    The graph then computes something new, so the recipe's check names a reference model
+    with the new semantics. Facts: `replaced` (how many nodes changed).
+    """
+
+    old_op: FxOp
+    old_target: str
+    new_op: FxOp
+    new_target: str
+
+    @model_validator(mode="after")
+    def _targets_resolve(self) -> "ReplaceTargets":
+        for op, target in ((self.old_op, self.old_target), (self.new_op, self.new_target)):
+            if op == "call_function":
+                _function(target)
+        return self
+
+    def apply(self, gm: GraphModule, ctx: StageContext) -> GraphModule:
+        old = self._resolve(self.old_op, self.old_target)
+        before = sum(1 for n in gm.graph.nodes if n.op == self.old_op and n.target == old)
+        graph_manipulation.replace_target_nodes_with(
+            fx_module=gm,
+            old_op=self.old_op,
+            old_target=old,
+            new_op=self.new_op,
+            new_target=self._resolve(self.new_op, self.new_target),
+        )
+        ctx.facts["replaced"] = before
+        return gm
+
+    @staticmethod
+    def _resolve(op: str, target: str) -> Any:
+        return _function(target) if op == "call_function" else target
+
+
+def _function(path: str) -> Any:
+    try:
+        return get_object(path)
+    except Exception:
+        raise PydanticCustomError(
+            "target", "cannot import function '{path}'; write a dotted path such as operator.add or torch.relu",
+            {"path": path},
+        ) from None
