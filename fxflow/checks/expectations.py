@@ -101,8 +101,15 @@ def check_metrics(metrics: dict[str, Any], expected: dict[str, Any]) -> list[dic
                 failures.append(f"{name}: {detail}")
         actual = next(iter(matched.values())) if len(matched) == 1 else matched
         entries.append({"name": f"expect.{key}", "passed": not failures, "expected": want, "actual": actual,
-                        "detail": "; ".join(failures) or f"{len(matched)} metric(s) match"})
+                        "detail": "; ".join(failures) or _shown(matched)})
     return entries
+
+
+def _shown(matched: dict[str, Any]) -> str:
+    if len(matched) == 1:
+        name, value = next(iter(matched.items()))
+        return f"{name} = {value!r}"
+    return f"all {len(matched)} matches hold: " + ", ".join(sorted(matched))
 
 
 def check_error(expected: ExpectedError | None, stage: str | None, error: BaseException | None) -> dict[str, Any] | None:
@@ -115,4 +122,4 @@ def check_error(expected: ExpectedError | None, stage: str | None, error: BaseEx
     names = {cls.__name__ for cls in type(error).__mro__} | {f"{cls.__module__}.{cls.__qualname__}" for cls in type(error).__mro__}
     ok = stage == expected.stage and expected.type in names and re.search(expected.match, str(error)) is not None
     return {**entry, "passed": ok, "actual": {"stage": stage, "type": type(error).__name__, "message": str(error)},
-            "detail": "the step refused as expected" if ok else "a different error, or at another stage"}
+            "detail": ("refused as expected: " if ok else f"a different error or stage ({stage}): ") + str(error)}

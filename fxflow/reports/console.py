@@ -12,7 +12,7 @@ _STYLE = {"passed": "bold green", "failed": "bold red", "error": "bold red"}
 
 
 def print_outcome(state: Any, run_dir: Path, console: Console | None = None) -> None:
-    console = console or Console()
+    console = console or Console(width=None if Console().is_terminal else 120)
     console.rule(f"fxflow · recipe [bold]{state.recipe}[/]")
     if state.stages:
         stages = Table(title="stages", title_justify="left")
