@@ -34,7 +34,11 @@ def _config_files() -> list[str]:
         if group.startswith("hydra") or option is None:
             continue
         folder = recipes_dir() if group == "recipe" else conf_dir() / group
-        files.append(str(folder / f"{option}.yaml"))
+        path = folder / f"{option}.yaml"
+        try:
+            files.append(str(path.relative_to(Path.cwd())))
+        except ValueError:
+            files.append(str(path))
     return files
 
 

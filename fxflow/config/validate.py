@@ -62,7 +62,7 @@ def validate(cfg: dict[str, Any], files: Iterable[str] = ()) -> Plan:
 
     problems.extend(_transform_order(transforms))
     if spec is not None:
-        problems.extend(_cross_checks(spec, transforms))
+        problems.extend(_cross_checks(spec, transforms, list(raw_transforms) if isinstance(raw_transforms, dict) else []))
 
     if problems or spec is None or tracer is None or model_factory is None:
         raise ConfigError(problems, recipe=str(cfg.get("recipe", "")), files=files)
@@ -129,9 +129,11 @@ def _providers(need: str) -> list[type]:
     return [cls for cls in known_subclasses(Transform).values() if need in cls.provides]
 
 
-def _cross_checks(spec: RunConfig, transforms: dict[str, Transform]) -> list[Problem]:
+def _cross_checks(spec: RunConfig, transforms: dict[str, Transform], names_written: list[str]) -> list[Problem]:
+    """Checks across sections; stage names come from the config as written, so one broken
+    transform does not also make every expectation about it look wrong."""
     problems = []
-    stages = [*BUILTIN_STAGES, *transforms]
+    stages = [*BUILTIN_STAGES, *names_written]
     users = [n for n, t in transforms.items() if getattr(t, "uses_devices", False)]
     if users and not spec.devices:
         problems.append(Problem("devices", f"is empty but transforms.{users[0]} partitions over devices", None, "devices=one_gpu|two_gpu|three_gpu or a mapping"))

@@ -48,6 +48,4 @@ class SweepSummary(Callback):
         table = [[row["job"], " ".join(row["overrides"]), row["status"], *[row["metrics"].get(c, "") for c in columns]] for row in self.rows]
         text = tabulate(table, headers=["job", "overrides", "status", *columns], tablefmt="github")
         record.write_text("sweep_summary.md", text + "\n")
-        from rich.console import Console
-
-        Console().print(f"\nsweep summary ({len(self.rows)} jobs) → {record.path('sweep_summary.md')}\n{text}", highlight=False)
+        print(f"\nsweep summary ({len(self.rows)} jobs) -> {record.path('sweep_summary.md')}\n{text}")

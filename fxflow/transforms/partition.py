@@ -194,28 +194,30 @@ def describe_partitions(partitions: list[TorchPartition], devices: list, mode: s
 
 
 def explain_refusal(gm: GraphModule, devices: list, reason: str) -> dict[str, Any]:
-    """Say in words which node or which budget did not fit."""
+    """Say in words which node or which budget did not fit, from torch's terse reason."""
     sized = [n for n in gm.graph.nodes if getattr(n, "size_bytes", None) is not None]
     largest = max(sized, key=lambda n: n.size_bytes.total_size, default=None)
     total = sum(n.size_bytes.total_size for n in sized)
-    budgets = ", ".join(f"{d.name} {d.mem_bytes} B" for d in devices) or "no devices"
-    biggest_device = max(devices, key=lambda d: d.mem_bytes, default=None)
+    budgets = ", ".join(f"{d.name} {d.mem_bytes} B" for d in devices) or "none"
+    biggest = max(devices, key=lambda d: d.mem_bytes, default=None)
     facts: dict[str, Any] = {"reason": reason, "module_bytes": total, "device_budgets": {d.name: d.mem_bytes for d in devices}}
     if largest is not None:
         facts["largest_node"] = {"name": largest.name, "total_bytes": largest.size_bytes.total_size}
-    if largest is not None and biggest_device is not None and largest.size_bytes.total_size > biggest_device.mem_bytes:
+    if not devices:
+        text = "the device list is empty"
+    elif "same memory size" in reason:
+        text = f"this mode needs devices of equal memory, but the budgets differ: {budgets}"
+    elif largest is not None and biggest is not None and largest.size_bytes.total_size > biggest.mem_bytes:
         text = (
             f"node '{largest.name}' needs {largest.size_bytes.total_size} B but the largest device "
-            f"({biggest_device.name}) has {biggest_device.mem_bytes} B"
+            f"({biggest.name}) has {biggest.mem_bytes} B"
         )
-    elif not devices:
-        text = "the device list is empty"
-    else:
+    elif "enough memory" in reason:
         text = (
-            f"the module needs {total} B in all (largest node '{largest.name}' {largest.size_bytes.total_size} B) "
-            f"but the devices offer {budgets} ({sum(d.mem_bytes for d in devices)} B together)"
-            if largest is not None
-            else reason
+            f"the module needs {total} B in all but the devices offer {budgets} "
+            f"({sum(d.mem_bytes for d in devices)} B together)"
         )
+    else:
+        text = f"device budgets {budgets}; module {total} B"
     facts["explanation"] = f"{text} [torch: {reason}]"
     return facts
