@@ -67,6 +67,8 @@ def scale(x, flag):
     return x * 2 if flag else x
 
 
+pytestmark = pytest.mark.filterwarnings("ignore:Could not compute metadata:UserWarning")
+
 BLOCK_PATH = f"{Block.__module__}.Block"
 
 
