@@ -23,14 +23,11 @@ class Tracer(BaseModel, ABC):
         """Trace `root`; `inputs` are the example inputs by argument name."""
 
 
-def _owner(root: torch.nn.Module | Callable) -> torch.nn.Module:
-    """The module a GraphModule takes its attributes from (an empty one for a function)."""
-    return root if isinstance(root, torch.nn.Module) else torch.nn.Module()
-
-
-def _graph_module(root: torch.nn.Module | Callable, graph: torch.fx.Graph) -> GraphModule:
+def _graph_module(root: torch.nn.Module | Callable, tracer: FxTracer, graph: torch.fx.Graph) -> GraphModule:
+    """Build on the tracer's own root: it owns the constants created while tracing
+    (`_tensor_constant0`), also for plain functions and rewritten modules."""
     name = type(root).__name__ if isinstance(root, torch.nn.Module) else getattr(root, "__name__", "fn")
-    return GraphModule(_owner(root), graph, name)
+    return GraphModule(tracer.root, graph, name)
 
 
 class SymbolicTracer(Tracer):
@@ -64,8 +61,9 @@ class SymbolicTracer(Tracer):
             def is_leaf_module(self, m: torch.nn.Module, qualname: str) -> bool:
                 return isinstance(m, leaves) or super().is_leaf_module(m, qualname)
 
-        graph = _LeafTracer().trace(root, concrete_args=self.concrete_args)
-        return _graph_module(root, graph)
+        tracer = _LeafTracer()
+        graph = tracer.trace(root, concrete_args=self.concrete_args)
+        return _graph_module(root, tracer, graph)
 
 
 class RewritingTracer(Tracer):
@@ -74,7 +72,9 @@ class RewritingTracer(Tracer):
     def trace(self, root: torch.nn.Module | Callable, inputs: dict[str, Any]) -> GraphModule:
         from torch.fx.experimental.rewriter import RewritingTracer as TorchRewritingTracer
 
-        return _graph_module(root, TorchRewritingTracer().trace(root))
+        tracer = TorchRewritingTracer()
+        graph = tracer.trace(root)
+        return _graph_module(root, tracer, graph)
 
 
 class MetaTracer(Tracer):

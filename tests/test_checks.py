@@ -96,21 +96,11 @@ def test_compare_integer_tensors_are_exact():
     assert not compare(torch.tensor([1, 2]), torch.tensor([1, 3]), {})[0]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG equivalence.compare: a tensor leaf against a non-tensor leaf falls through to `e != a`, "
-    "which raises 'Boolean value of Tensor ... is ambiguous' instead of reporting a mismatch",
-)
 def test_compare_tensor_against_non_tensor_is_a_mismatch():
     ok, detail, _ = compare(torch.ones(2), 1.0, {})
     assert not ok and "leaf 0" in detail
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG equivalence.compare: pytree specs of dicts include key order, so equal dicts built in a "
-    "different insertion order are reported as a structure mismatch",
-)
 def test_compare_dicts_ignore_key_order():
     ok, detail, _ = compare({"a": torch.ones(2), "b": 1}, {"b": 1, "a": torch.ones(2)}, {})
     assert ok, detail
@@ -270,11 +260,6 @@ def test_compare_expectation(actual, expected, ok):
     assert repr(actual) in detail
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG expectations.compare: a mapping of only modifiers ({rel: ..} / {abs: ..}) is a comparison "
-    "with no checks, so all([]) makes it pass for any value",
-)
 def test_modifier_only_expectation_does_not_pass_vacuously():
     passed, _ = ex.compare(1_000_000, {"rel": 0.01})
     assert not passed

@@ -359,23 +359,12 @@ def test_model_target_arguments_must_fit():
     assert problems[0].value == {"hidden": 4}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG components.check_callable_target: a module class without its own __init__ has the "
-    "signature (*args, **kwargs) of nn.Module.__init__, so unknown arguments pass validation and only "
-    "fail at build time",
-)
 def test_arguments_to_a_module_without_init_are_refused():
     cfg = minimal()
     cfg["model"]["module"]["hidden"] = 4  # Add() takes no arguments
     assert paths_of(cfg) == ["model.module"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG validate._input_names: a factory *function* target is treated as the model itself, so "
-    "declared inputs are checked against the factory's parameters instead of the built module's forward",
-)
 def test_factory_function_returning_a_module_is_accepted():
     cfg = minimal()
     cfg["model"]["module"]["_target_"] = f"{make_add.__module__}.make_add"
@@ -468,11 +457,6 @@ def test_partition_twice_needs_sizing_again():
     assert paths_of(cfg) == ["transforms.partition_again"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG validate._transform_order: a transform that failed to build is dropped before the order "
-    "check, so every later transform that needs it gets a spurious 'misordered' problem",
-)
 def test_typo_in_a_transform_target_is_not_also_reported_as_misordered():
     cfg = minimal()
     cfg["transforms"]["size_nodes"]["_target_"] = "fxflow.transforms.SizeNode"

@@ -113,11 +113,6 @@ def test_symbolic_tracer_on_a_function_matches_eager():
     torch.testing.assert_close(gm(x, y), add_relu(x, y))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG tracers._graph_module: for a plain function the GraphModule is built over a fresh empty "
-    "nn.Module, not the tracer's root, so constants created while tracing (_tensor_constant0) are lost",
-)
 def test_symbolic_tracer_on_a_function_with_a_tensor_constant():
     torch.manual_seed(0)
     gm = SymbolicTracer().trace(add_random, {"x": torch.zeros(4)})
@@ -184,11 +179,6 @@ def test_rewriting_tracer_on_a_nested_function():
     torch.testing.assert_close(gm(x), x + 1)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG tracers.RewritingTracer.trace: the GraphModule is built over the original module, but "
-    "torch's RewritingTracer traces a rewritten copy that owns the constants (_tensor_constant0)",
-)
 def test_rewriting_tracer_on_a_module_with_a_tensor_constant():
     torch.manual_seed(0)
     gm = RewritingTracer().trace(AssertingRandom(), {"x": torch.zeros(4)})

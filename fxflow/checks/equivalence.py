@@ -36,8 +36,8 @@ def call_replayed(fn: Callable[..., Any], inputs: dict[str, Any], rng_seed: int 
 
 def compare(expected: Any, actual: Any, tolerances: dict[str, Tolerance]) -> tuple[bool, str, float]:
     """Compare nested outputs leaf by leaf; returns (passed, detail, max abs diff)."""
-    exp_leaves, exp_spec = pytree.tree_flatten(expected)
-    act_leaves, act_spec = pytree.tree_flatten(actual)
+    exp_leaves, exp_spec = pytree.tree_flatten(_sorted_keys(expected))
+    act_leaves, act_spec = pytree.tree_flatten(_sorted_keys(actual))
     if exp_spec != act_spec:
         return False, f"output structure differs: expected {exp_spec}, got {act_spec}", float("nan")
     worst = 0.0
@@ -52,9 +52,20 @@ def compare(expected: Any, actual: Any, tolerances: dict[str, Tolerance]) -> tup
                 torch.testing.assert_close(a, e, rtol=tol.rtol if tol else None, atol=tol.atol if tol else None, equal_nan=True)
             except AssertionError as exc:
                 return False, f"leaf {index}: " + " ".join(str(exc).split())[:300], worst
+        elif isinstance(e, torch.Tensor) or isinstance(a, torch.Tensor):
+            return False, f"leaf {index}: expected {type(e).__name__}, got {type(a).__name__}", worst
         elif e != a:
             return False, f"leaf {index}: expected {e!r}, got {a!r}", worst
     return True, f"{len(exp_leaves)} output leaves match", worst
+
+
+def _sorted_keys(value: Any) -> Any:
+    """Dicts compare by content, not insertion order."""
+    if isinstance(value, dict):
+        return {k: _sorted_keys(value[k]) for k in sorted(value, key=repr)}
+    if isinstance(value, (list, tuple)) and not hasattr(value, "_fields"):
+        return type(value)(_sorted_keys(v) for v in value)
+    return value
 
 
 def check_equivalence(

@@ -56,6 +56,8 @@ def compare(actual: Any, expected: Any) -> tuple[bool, str]:
     if not _is_comparison(expected):
         return _equal(actual, expected), f"expected {expected!r}, got {actual!r}"
     ops = {str(k): v for k, v in expected.items()}
+    if set(ops) <= {"rel", "abs"}:
+        return False, f"{ops} only modifies a comparison; add approx: VALUE"
     checks = []
     for op, want in ops.items():
         if op in ("rel", "abs"):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import inspect
 from typing import Any, Callable, Mapping
 
+import torch
 from hydra.errors import InstantiationException
 from hydra.utils import get_object, instantiate
 from pydantic import ValidationError
@@ -92,6 +93,8 @@ def check_callable_target(section: Mapping[str, Any], path: str, problems: list[
         signature = inspect.signature(obj)
     except (TypeError, ValueError):
         return obj
+    if isinstance(obj, type) and obj.__init__ is torch.nn.Module.__init__:
+        signature = inspect.Signature([])  # nn.Module's (*args, **kwargs) takes no config arguments
     try:
         signature.bind(*section.get("_args_", ()), **params)
     except TypeError as exc:

@@ -60,7 +60,8 @@ def validate(cfg: dict[str, Any], files: Iterable[str] = ()) -> Plan:
     reference = (cfg.get("check") or {}).get("reference") if isinstance(cfg.get("check"), dict) else None
     reference_factory = check_callable_target(reference, "check.reference", problems) if reference else None
 
-    problems.extend(_transform_order(transforms))
+    if isinstance(raw_transforms, dict) and len(transforms) == len(raw_transforms):
+        problems.extend(_transform_order(transforms))  # a broken transform would make its followers look misordered
     if spec is not None:
         problems.extend(_cross_checks(spec, transforms, list(raw_transforms) if isinstance(raw_transforms, dict) else []))
 
@@ -78,11 +79,10 @@ def _section(cfg: dict[str, Any], key: str, problems: list[Problem], build: Call
 
 def _input_names(factory: Callable[..., Any], inputs: dict[str, Any]) -> list[Problem]:
     """Declared inputs must match the parameters of forward (or of the function)."""
-    fn = factory.forward if isinstance(factory, type) and issubclass(factory, torch.nn.Module) else factory
-    if isinstance(factory, type) and not issubclass(factory, torch.nn.Module):
-        return []
+    if not (isinstance(factory, type) and issubclass(factory, torch.nn.Module)):
+        return []  # a factory function: what it returns is only known once built
     try:
-        params = [p for p in inspect.signature(fn).parameters.values() if p.name != "self"]
+        params = [p for p in inspect.signature(factory.forward).parameters.values() if p.name != "self"]
     except (TypeError, ValueError):
         return []
     if any(p.kind is p.VAR_KEYWORD for p in params) or any(p.kind is p.VAR_POSITIONAL for p in params):
@@ -146,9 +146,10 @@ def _cross_checks(spec: RunConfig, transforms: dict[str, Transform], names_writt
     for key in spec.expect.metrics:
         if key not in stages:
             problems.append(Problem(f"expect.metrics.{key}", "names no stage of this recipe" + did_you_mean(key, stages), None, ", ".join(stages)))
-    if spec.expect.error and spec.expect.error.stage not in stages:
+    if spec.expect.error and spec.expect.error.stage not in names_written:
         error = spec.expect.error
-        problems.append(Problem("expect.error.stage", "names no stage of this recipe" + did_you_mean(error.stage, stages), error.stage, ", ".join(stages)))
+        problems.append(Problem("expect.error.stage", "names no transform of this recipe (only a transform's refusal can be expected)"
+                                + did_you_mean(error.stage, names_written), error.stage, ", ".join(names_written) or "no transforms"))
     if isinstance(spec.check.stages, list):
         for stage in spec.check.stages:
             if stage not in stages[1:]:

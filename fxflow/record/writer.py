@@ -26,6 +26,7 @@ class RunRecord:
         try:
             with os.fdopen(fd, "wb") as handle:
                 handle.write(data)
+            os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; record files follow the umask
             os.replace(tmp, target)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
@@ -37,6 +38,12 @@ class RunRecord:
 
     def write_json(self, relative: str, value: Any) -> Path:
         return self.write_text(relative, json.dumps(value, indent=2, sort_keys=False, default=_jsonable) + "\n")
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _jsonable(value: Any) -> Any:
