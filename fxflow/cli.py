@@ -33,6 +33,7 @@ def _config_files() -> list[str]:
     for group, option in choices.items():
         if group.startswith("hydra") or option is None:
             continue
+        group = group.split("@")[0]  # `transform@transforms.partition` lives in conf/transform
         folder = recipes_dir() if group == "recipe" else conf_dir() / group
         path = folder / f"{option}.yaml"
         try:

@@ -421,11 +421,6 @@ def test_all_cross_check_problems_are_reported_at_once():
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG validate.validate: _cross_checks only runs when RunConfig validated, so one schema problem "
-    "hides every cross-check problem (duplicate device names, unknown stages in expect/check)",
-)
 def test_schema_problem_does_not_hide_cross_check_problems():
     cfg = minimal()
     cfg["devices"]["dev_0"]["mem_bytes"] = "33XB"

@@ -7,11 +7,11 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
 import torch
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from fxflow.config.components import build_component, check_callable_target
 from fxflow.config.errors import ConfigError, Problem, did_you_mean, problems_from_validation
-from fxflow.config.schema import RunConfig
+from fxflow.config.schema import DeviceSpec, RunConfig
 from fxflow.tracers import Tracer
 from fxflow.transforms import Transform
 
@@ -62,12 +62,37 @@ def validate(cfg: dict[str, Any], files: Iterable[str] = ()) -> Plan:
 
     if isinstance(raw_transforms, dict) and len(transforms) == len(raw_transforms):
         problems.extend(_transform_order(transforms))  # a broken transform would make its followers look misordered
-    if spec is not None:
-        problems.extend(_cross_checks(spec, transforms, list(raw_transforms) if isinstance(raw_transforms, dict) else []))
+    partial, broken = (spec, set()) if spec is not None else _valid_sections(cfg)
+    names_written = list(raw_transforms) if isinstance(raw_transforms, dict) else []
+    problems.extend(_cross_checks(partial, transforms, names_written, broken))
 
     if problems or spec is None or tracer is None or model_factory is None:
         raise ConfigError(problems, recipe=str(cfg.get("recipe", "")), files=files)
     return Plan(spec, tracer, transforms, model_factory, reference_factory)
+
+
+def _valid_sections(cfg: dict[str, Any]) -> tuple[RunConfig, set[str]]:
+    """The sections that do validate (and the names of those that do not), so one schema
+    problem does not hide the cross-section ones."""
+    values: dict[str, Any] = {}
+    broken: set[str] = set()
+    devices = cfg.get("devices")
+    if isinstance(devices, dict):
+        # Per device, so names still count for the duplicate check when a budget is malformed.
+        values["devices"] = {}
+        for key, raw in devices.items():
+            try:
+                values["devices"][key] = DeviceSpec.model_validate(raw)
+            except ValidationError:
+                name = raw.get("name") if isinstance(raw, dict) else None
+                values["devices"][key] = DeviceSpec.model_construct(name=name)
+    for key in ("expect", "check"):
+        if key in cfg:
+            try:
+                values[key] = TypeAdapter(RunConfig.model_fields[key].annotation).validate_python(cfg[key])
+            except ValidationError:
+                broken.add(key)
+    return RunConfig.model_construct(**values), broken
 
 
 def _section(cfg: dict[str, Any], key: str, problems: list[Problem], build: Callable[[dict], Any]) -> Any:
@@ -129,13 +154,15 @@ def _providers(need: str) -> list[type]:
     return [cls for cls in known_subclasses(Transform).values() if need in cls.provides]
 
 
-def _cross_checks(spec: RunConfig, transforms: dict[str, Transform], names_written: list[str]) -> list[Problem]:
+def _cross_checks(
+    spec: RunConfig, transforms: dict[str, Transform], names_written: list[str], broken: set[str] = frozenset()
+) -> list[Problem]:
     """Checks across sections; stage names come from the config as written, so one broken
     transform does not also make every expectation about it look wrong."""
     problems = []
     stages = [*BUILTIN_STAGES, *names_written]
     users = [n for n, t in transforms.items() if getattr(t, "uses_devices", False)]
-    if users and not spec.devices:
+    if users and not spec.devices and "devices" not in broken:
         problems.append(Problem("devices", f"is empty but transforms.{users[0]} partitions over devices", None, "devices=one_gpu|two_gpu|three_gpu or a mapping"))
     names: dict[str, str] = {}
     for key, device in spec.devices.items():
