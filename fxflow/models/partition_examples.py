@@ -10,6 +10,14 @@ import torch
 from torch import nn
 
 
+class _WithLinear(nn.Module):
+    """Base of the seed modules that own one Linear(4, 4)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear = nn.Linear(4, 4)
+
+
 class Add(nn.Module):
     """a + b (test_find_single_partition, test_lack_of_devices, test_replace_target_nodes_with)."""
 
@@ -24,12 +32,8 @@ class Mul(nn.Module):
         return a * b
 
 
-class LinearPlusInput(nn.Module):
+class LinearPlusInput(_WithLinear):
     """linear(a) + a (test_large_node_error): the Linear node carries 96 bytes with its weights."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.linear = nn.Linear(4, 4)
 
     def forward(self, a: torch.Tensor) -> torch.Tensor:
         linear = self.linear(a)
@@ -45,12 +49,11 @@ class AddRandomTwice(nn.Module):
         return add_2 + torch.rand(4)
 
 
-class LinearWithConstant(nn.Module):
+class LinearWithConstant(_WithLinear):
     """linear(a + b) + c with a stored constant c (test_size_based_partition)."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.linear = nn.Linear(4, 4)
         self.c = torch.rand(4)
 
     def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -59,12 +62,8 @@ class LinearWithConstant(nn.Module):
         return linear + self.c
 
 
-class RandomAddLinear(nn.Module):
+class RandomAddLinear(_WithLinear):
     """(test_partition_device_mapping) two random adds around a Linear."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.linear = nn.Linear(4, 4)
 
     def forward(self, a: torch.Tensor) -> torch.Tensor:
         add_1 = a + torch.rand(4)
@@ -73,12 +72,8 @@ class RandomAddLinear(nn.Module):
         return add_2 + linear_1
 
 
-class DiamondLinear(nn.Module):
+class DiamondLinear(_WithLinear):
     """(test_partition_latency, test_saturate_host) adds that branch around a Linear and rejoin."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.linear = nn.Linear(4, 4)
 
     def forward(self, a: torch.Tensor) -> torch.Tensor:
         add_1 = a + torch.rand(4)
@@ -88,12 +83,8 @@ class DiamondLinear(nn.Module):
         return add_2 + add_3
 
 
-class WideDiamondLinear(nn.Module):
+class WideDiamondLinear(_WithLinear):
     """(test_cost_aware_partition) the diamond with one more random branch."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.linear = nn.Linear(4, 4)
 
     def forward(self, a: torch.Tensor) -> torch.Tensor:
         add_1 = a + torch.rand(4)
