@@ -6,6 +6,7 @@ import logging
 import platform
 import time
 import traceback
+import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -110,11 +111,15 @@ def _execute(plan: Plan, record: RunRecord, state: RunState) -> None:
 
     trace_rng = spec.seed + 1_000_003  # the RNG state forward-time random calls see while tracing
     with state.timed("trace"), _stage("trace", "tracer", plan):
-        with torch.random.fork_rng(devices=[]):
+        with torch.random.fork_rng(devices=[]), warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
             torch.manual_seed(trace_rng)
             gm = plan.tracer.trace(model, inputs)
+    for warning in caught:  # tracer chatter (the meta tracer warns per node) goes to the log, not the terminal
+        log.warning("trace: %s", warning.message)
     state.stages.append("trace")
-    state.facts["trace"] = {"tracer": type(plan.tracer).__name__, "graph_node_count": len(gm.graph.nodes)}
+    state.facts["trace"] = {"tracer": type(plan.tracer).__name__, "graph_node_count": len(gm.graph.nodes),
+                            "warnings": len(caught)}
     write_stage_graph(record, 0, "trace", gm)
 
     replay = trace_rng if spec.check.replay_rng else None
