@@ -49,11 +49,9 @@ def _task(cfg: DictConfig) -> dict:
 
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
-    try:
-        container = OmegaConf.to_container(cfg, resolve=True)
-    except Exception as exc:  # an interpolation that does not resolve
-        container = {"recipe": cfg.get("recipe", "?"), "_unresolvable": str(exc)}
-    state = run_job(container, run_dir, list(hydra_cfg.overrides.task), _config_files())
+    # Overrides as typed: `seed=${nope}` must be recorded, not resolved.
+    overrides = OmegaConf.to_container(hydra_cfg.overrides.task, resolve=False)
+    state = run_job(cfg, run_dir, overrides, _config_files())
     print_outcome(state, run_dir)
     _STATUSES.append(state.status)
     return state.summary(run_dir)

@@ -13,13 +13,13 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import torch
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 import fxflow
 from fxflow.checks.equivalence import Reference, check_equivalence
 from fxflow.checks.expectations import check_error, check_metrics, flatten
 from fxflow.config.errors import ConfigError
-from fxflow.config.validate import Plan, validate
+from fxflow.config.validate import Plan, resolve, validate
 from fxflow.inputs import input_sets, make_inputs
 from fxflow.record.graphs import write_stage_graph
 from fxflow.record.writer import RunRecord
@@ -74,17 +74,20 @@ class RunState:
         }
 
 
-def run_job(cfg: dict[str, Any], run_dir: Path, overrides: list[str], files: list[str] = ()) -> RunState:
+def run_job(cfg: DictConfig | dict[str, Any], run_dir: Path, overrides: list[str], files: list[str] = ()) -> RunState:
     """Run one composed config and write its record; never raises for a bad config or a failing stage."""
     record = RunRecord(run_dir)
-    state = RunState(recipe=str(cfg.get("recipe", "?")), overrides=list(overrides))
+    recipe = OmegaConf.select(OmegaConf.create(cfg), "recipe", default="?", throw_on_resolution_failure=False)
+    state = RunState(recipe=str(recipe), overrides=list(overrides))
     start = time.perf_counter()
     try:
         with state.timed("validate"):
-            plan = validate(cfg, files)
-        record.write_text("config.yaml", OmegaConf.to_yaml(cfg))
+            container = resolve(cfg)
+            plan = validate(container, files)
+        record.write_text("config.yaml", OmegaConf.to_yaml(container))
         _execute(plan, record, state)
     except ConfigError as exc:
+        exc.recipe, exc.files = exc.recipe or state.recipe, exc.files or list(files)
         state.error = {"stage": "config", "type": "ConfigError", "message": exc.render(),
                        "problems": [p.render() for p in exc.problems]}
         log.error(exc.render())
@@ -131,8 +134,9 @@ def _execute(plan: Plan, record: RunRecord, state: RunState) -> None:
 
     failure: tuple[str, BaseException] | None = None
     last_good = ("trace", gm)
+    devices = _devices(spec)
     for index, (name, transform) in enumerate(plan.transforms.items(), start=1):
-        ctx = StageContext(name, model, list(inputs.values()), _devices(spec), spec.seed, state.facts, record)
+        ctx = StageContext(name, model, list(inputs.values()), devices, spec.seed, state.facts, record)
         try:
             with state.timed(f"transform.{name}"):
                 gm = transform.apply(gm, ctx)

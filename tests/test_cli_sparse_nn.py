@@ -91,6 +91,7 @@ BAD = [
     ("model.module._target_=fxflow.models.recommendation.SparseNNN", "model.module._target_"),
     ("check.stages=[partiton]", "check.stages"),
     ("+devices.dev_3={mem_bytes:1MB,logical_id:3,name:dev_0}", "devices.dev_3.name"),
+    ("seed=${nope}", "seed: does not resolve"),
 ]
 
 

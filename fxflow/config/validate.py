@@ -7,9 +7,11 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
 import torch
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 from pydantic import TypeAdapter, ValidationError
 
-from fxflow.config.components import build_component, check_callable_target
+from fxflow.config.components import build_component, check_callable_target, known_subclasses
 from fxflow.config.errors import ConfigError, Problem, did_you_mean, problems_from_validation
 from fxflow.config.schema import DeviceSpec, RunConfig
 from fxflow.tracers import Tracer
@@ -31,6 +33,18 @@ class Plan:
     @property
     def stages(self) -> list[str]:
         return ["trace", *self.transforms]
+
+
+def resolve(cfg: DictConfig | dict[str, Any]) -> dict[str, Any]:
+    """The composed config as plain data; an interpolation that does not resolve is a config problem."""
+    if isinstance(cfg, dict):
+        return cfg
+    try:
+        return OmegaConf.to_container(cfg, resolve=True)
+    except OmegaConfBaseException as exc:
+        key = getattr(exc, "full_key", "") or ""
+        raise ConfigError([Problem(key, "does not resolve: " + str(getattr(exc, "msg", exc)).splitlines()[0], None,
+                                   "a value, or an interpolation ${...} naming an existing key")]) from None
 
 
 def validate(cfg: dict[str, Any], files: Iterable[str] = ()) -> Plan:
@@ -77,7 +91,9 @@ def _valid_sections(cfg: dict[str, Any]) -> tuple[RunConfig, set[str]]:
     values: dict[str, Any] = {}
     broken: set[str] = set()
     devices = cfg.get("devices")
-    if isinstance(devices, dict):
+    if devices is not None and not isinstance(devices, dict):
+        broken.add("devices")
+    elif isinstance(devices, dict):
         # Per device, so names still count for the duplicate check when a budget is malformed.
         values["devices"] = {}
         for key, raw in devices.items():
@@ -149,8 +165,6 @@ def _transform_order(transforms: dict[str, Transform]) -> list[Problem]:
 
 
 def _providers(need: str) -> list[type]:
-    from fxflow.config.components import known_subclasses
-
     return [cls for cls in known_subclasses(Transform).values() if need in cls.provides]
 
 

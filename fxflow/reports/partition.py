@@ -10,9 +10,9 @@ from tabulate import tabulate
 from torch.fx import GraphModule
 
 from fxflow.record.writer import RunRecord
+from fxflow.transforms.base import NON_COMPUTE_OPS
 
 log = logging.getLogger("fxflow")
-_INPUT_OPS = {"placeholder", "get_attr"}
 
 
 def _rows(facts: dict[str, Any]) -> list[list[Any]]:
@@ -100,7 +100,7 @@ def draw_partitions(record: RunRecord, relative: str, gm: GraphModule, partition
     owner: dict[str, int] = {}
     for p in partitions:
         for n in p.nodes:
-            if n.op not in _INPUT_OPS:
+            if n.op not in NON_COMPUTE_OPS:
                 owner[n.name] = p.partition_id
     devices_of = {p["id"]: p["devices"] for p in facts["partitions"]}
     graph = nx.DiGraph()

@@ -15,6 +15,10 @@ if TYPE_CHECKING:
     from fxflow.config.schema import DeviceSpec
 
 
+# Nodes that hold inputs, constants or the result rather than computing something.
+NON_COMPUTE_OPS = frozenset({"placeholder", "get_attr", "output"})
+
+
 @dataclass
 class StageContext:
     """What a transform may read (inputs, devices, earlier facts) and where it writes (its facts, the record)."""

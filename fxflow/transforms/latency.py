@@ -16,7 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field, PositiveInt
 from torch.fx import GraphModule, Interpreter, Node
 from torch.fx.experimental.partitioner_utils import NodeLatency
 
-_SKIPPED_OPS = {"output", "placeholder", "get_attr"}
+from fxflow.transforms.base import NON_COMPUTE_OPS
+
 
 
 class LatencyModel(BaseModel, ABC):
@@ -30,7 +31,7 @@ class LatencyModel(BaseModel, ABC):
 
 
 def _compute_nodes(gm: GraphModule) -> list[Node]:
-    return [n for n in gm.graph.nodes if n.op not in _SKIPPED_OPS]
+    return [n for n in gm.graph.nodes if n.op not in NON_COMPUTE_OPS]
 
 
 class SizeRuleLatency(LatencyModel):
@@ -112,7 +113,7 @@ class _NodeTimer(Interpreter):
         self.seconds: dict[Node, float] = {}
 
     def run_node(self, n: Node) -> Any:
-        if n.op in _SKIPPED_OPS:
+        if n.op in NON_COMPUTE_OPS:
             return super().run_node(n)
         samples = []
         for _ in range(self.repeats):

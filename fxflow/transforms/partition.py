@@ -17,12 +17,11 @@ from torch.fx.experimental.partitioner_utils import (
     get_partition_to_latency_mapping,
 )
 
-from fxflow.transforms.base import StageContext, Transform
+from fxflow.transforms.base import NON_COMPUTE_OPS, StageContext, Transform
 from fxflow.transforms.latency import LatencyModel
 
 MODES = ("size_based", "sparse_nn", "cost_aware", "kl_based", "aot_based")
 _LATENCY_MODES = ("cost_aware", "kl_based")
-_HIDDEN_OPS = {"placeholder", "get_attr", "output"}
 
 
 class PartitionRefused(RuntimeError):
@@ -139,7 +138,7 @@ class Partition(Transform):
         if unknown:
             raise KeyError(
                 f"transforms.{stage}.node_to_partition names nodes that the traced graph lacks: {unknown}; "
-                f"graph nodes: {', '.join(n for n, v in nodes.items() if v.op not in _HIDDEN_OPS)}"
+                f"graph nodes: {', '.join(n for n, v in nodes.items() if v.op not in NON_COMPUTE_OPS)}"
             )
         return {nodes[name]: pid for name, pid in by_name.items()}
 
@@ -171,7 +170,7 @@ def describe_partitions(partitions: list[TorchPartition], devices: list, mode: s
             {
                 "id": p.partition_id,
                 "nodes": sorted(n.name for n in p.nodes),
-                "compute_nodes": sorted(n.name for n in p.nodes if n.op not in _HIDDEN_OPS),
+                "compute_nodes": sorted(n.name for n in p.nodes if n.op not in NON_COMPUTE_OPS),
                 "used_mem_bytes": int(p.used_mem_bytes),
                 "logical_device_ids": list(p.logical_device_ids),
                 "devices": placed,
