@@ -37,7 +37,7 @@ for _ in range(3):
     torch.testing.assert_close(ret.module_with_submodules(a, b), m(a, b))
 assert ret.dag.nodes[0].logical_device_ids == [1]
 """
-RECIPE = ["recipe=find_single_partition", "transforms.partition.picture=false"]
+RECIPE = ["recipe=find_single_partition", "report.pictures=false"]
 
 
 def wall(cmd: list[str]) -> float:

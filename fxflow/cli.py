@@ -20,30 +20,14 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from fxflow.paths import conf_dir, recipes_dir
+from fxflow.paths import conf_dir
 from fxflow.recipes import register_recipes
 
 _STATUSES: list[str] = []
 
 
-def _config_files() -> list[str]:
-    """The files this job's config came from, for error messages."""
-    choices = HydraConfig.get().runtime.choices
-    files = []
-    for group, option in choices.items():
-        if group.startswith("hydra") or option is None:
-            continue
-        group = group.split("@")[0]  # `transform@transforms.partition` lives in conf/transform
-        folder = recipes_dir() if group == "recipe" else conf_dir() / group
-        path = folder / f"{option}.yaml"
-        try:
-            files.append(str(path.relative_to(Path.cwd())))
-        except ValueError:
-            files.append(str(path))
-    return files
-
-
 def _task(cfg: DictConfig) -> dict:
+    from fxflow.compose import config_files
     from fxflow.pipeline import run_job
     from fxflow.reports.console import print_outcome
 
@@ -51,7 +35,7 @@ def _task(cfg: DictConfig) -> dict:
     run_dir = Path(hydra_cfg.runtime.output_dir)
     # Overrides as typed: `seed=${nope}` must be recorded, not resolved.
     overrides = OmegaConf.to_container(hydra_cfg.overrides.task, resolve=False)
-    state = run_job(cfg, run_dir, overrides, _config_files())
+    state = run_job(cfg, run_dir, overrides, config_files(hydra_cfg.runtime.choices))
     print_outcome(state, run_dir)
     _STATUSES.append(state.status)
     return state.summary(run_dir)

@@ -3,17 +3,52 @@ config sees the same values and drawing them never disturbs the global RNG the m
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Callable
 
 import torch
 
 from fxflow.config.schema import InputSpec
 
 
-def make_inputs(specs: dict[str, InputSpec], seed: int) -> dict[str, Any]:
-    """One input set, by argument name in declaration order."""
+@dataclass
+class InputSet(Mapping[str, Any]):
+    """One set of example inputs: a mapping of argument name to value, in declaration order.
+
+    Inputs are passed positionally in that order, except those declared `keyword: true`, which
+    are passed by name (a `forward(self, x, **kwargs)` fed `foo=`).
+    """
+
+    by_name: dict[str, Any]
+    keyword: frozenset[str] = field(default_factory=frozenset)
+
+    def __getitem__(self, name: str) -> Any:
+        return self.by_name[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.by_name)
+
+    def __len__(self) -> int:
+        return len(self.by_name)
+
+    @property
+    def args(self) -> tuple[Any, ...]:
+        return tuple(v for k, v in self.by_name.items() if k not in self.keyword)
+
+    @property
+    def kwargs(self) -> dict[str, Any]:
+        return {k: v for k, v in self.by_name.items() if k in self.keyword}
+
+    def call(self, fn: Callable[..., Any]) -> Any:
+        return fn(*self.args, **self.kwargs)
+
+
+def make_inputs(specs: dict[str, InputSpec], seed: int) -> InputSet:
+    """One input set, drawn from a generator seeded with `seed`."""
     gen = torch.Generator().manual_seed(seed)
-    return {name: make_input(spec, gen) for name, spec in specs.items()}
+    values = {name: make_input(spec, gen) for name, spec in specs.items()}
+    return InputSet(values, frozenset(name for name, spec in specs.items() if spec.keyword))
 
 
 def make_input(spec: InputSpec, gen: torch.Generator) -> Any:
@@ -31,6 +66,6 @@ def make_input(spec: InputSpec, gen: torch.Generator) -> Any:
     return draw(shape, generator=gen, dtype=torch.float32).to(dtype)
 
 
-def input_sets(specs: dict[str, InputSpec], seed: int, fresh: int) -> list[dict[str, Any]]:
+def input_sets(specs: dict[str, InputSpec], seed: int, fresh: int) -> list[InputSet]:
     """The declared example inputs (set 0) plus `fresh` new seeded sets."""
     return [make_inputs(specs, seed + k) for k in range(fresh + 1)]

@@ -1,81 +1,53 @@
-"""One run, in one direction: validate → build → trace → transforms → checks → record."""
+"""One run, in one direction: validate → build → trace → transforms → checks → record.
+
+`run_job` never raises for a bad config or a failing step: whatever happens ends in a
+complete summary.json whose status says passed, failed or error.
+"""
 
 from __future__ import annotations
 
 import logging
-import platform
 import time
 import traceback
 import warnings
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-import fxflow
 from fxflow.checks.equivalence import Reference, check_equivalence
-from fxflow.checks.expectations import check_error, check_metrics, flatten
+from fxflow.checks.expectations import check_error, check_metrics
+from fxflow.checks.result import Check
 from fxflow.config.errors import ConfigError
-from fxflow.config.validate import Plan, resolve, validate
-from fxflow.inputs import input_sets, make_inputs
+from fxflow.config.validate import resolve
+from fxflow.facts import flatten
+from fxflow.inputs import InputSet, input_sets, make_inputs
+from fxflow.plan import Plan, plan_run
 from fxflow.record.graphs import write_stage_graph
 from fxflow.record.writer import RunRecord
+from fxflow.reports.stage import reports_for
+from fxflow.run_state import RunState
 from fxflow.transforms.base import StageContext
 
 log = logging.getLogger("fxflow")
 
+TRACE_RNG_OFFSET = 1_000_003  # the trace-time RNG seed is the run's seed plus this
 
-class StageError(Exception):
-    """An unexpected failure inside a named stage, with a message meant for people."""
 
-    def __init__(self, stage: str, message: str, cause: BaseException):
+class StepError(Exception):
+    """An unexpected failure inside a named step, with a message meant for people."""
+
+    def __init__(self, step: str, message: str, cause: BaseException):
         super().__init__(message)
-        self.stage = stage
+        self.step = step
         self.cause = cause
 
 
-@dataclass
-class RunState:
-    """Everything a run accumulates; turned into summary.json at the end."""
-
-    recipe: str
-    overrides: list[str]
-    status: str = "error"
-    facts: dict[str, dict[str, Any]] = field(default_factory=dict)
-    checks: list[dict[str, Any]] = field(default_factory=list)
-    timings: dict[str, float] = field(default_factory=dict)
-    stages: list[str] = field(default_factory=list)
-    error: dict[str, Any] | None = None
-    report: list[Any] = field(default_factory=list)
-
-    @contextmanager
-    def timed(self, name: str) -> Iterator[None]:
-        start = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.timings[name] = round(time.perf_counter() - start, 6)
-
-    def summary(self, run_dir: Path) -> dict[str, Any]:
-        return {
-            "recipe": self.recipe,
-            "status": self.status,
-            "metrics": flatten(self.facts),
-            "checks": self.checks,
-            "stages": self.stages,
-            "timings": self.timings,
-            "error": self.error,
-            "versions": {"python": platform.python_version(), "torch": torch.__version__, "fxflow": fxflow.__version__},
-            "overrides": self.overrides,
-            "run_dir": str(run_dir),
-        }
-
-
 def run_job(cfg: DictConfig | dict[str, Any], run_dir: Path, overrides: list[str], files: list[str] = ()) -> RunState:
-    """Run one composed config and write its record; never raises for a bad config or a failing stage."""
+    """Run one composed config and write its record."""
     record = RunRecord(run_dir)
     recipe = OmegaConf.select(OmegaConf.create(cfg), "recipe", default="?", throw_on_resolution_failure=False)
     state = RunState(recipe=str(recipe), overrides=list(overrides))
@@ -83,7 +55,7 @@ def run_job(cfg: DictConfig | dict[str, Any], run_dir: Path, overrides: list[str
     try:
         with state.timed("validate"):
             container = resolve(cfg)
-            plan = validate(container, files)
+            plan = plan_run(container, files)
         record.write_text("config.yaml", OmegaConf.to_yaml(container))
         _execute(plan, record, state)
     except ConfigError as exc:
@@ -91,89 +63,153 @@ def run_job(cfg: DictConfig | dict[str, Any], run_dir: Path, overrides: list[str
         state.error = {"stage": "config", "type": "ConfigError", "message": exc.render(),
                        "problems": [p.render() for p in exc.problems]}
         log.error(exc.render())
-    except StageError as exc:
-        state.error = {"stage": exc.stage, "type": type(exc.cause).__name__, "message": str(exc)}
-        log.error("stage %s failed: %s\n%s", exc.stage, exc, "".join(traceback.format_exception(exc.cause)))
+    except StepError as exc:
+        state.error = {"stage": exc.step, "type": type(exc.cause).__name__, "message": str(exc)}
+        log.error("step %s failed: %s\n%s", exc.step, exc, "".join(traceback.format_exception(exc.cause)))
+    except Exception as exc:  # noqa: BLE001 - any other failure still ends in a complete record
+        state.error = {"stage": state.step, "type": type(exc).__name__,
+                       "message": f"{state.step} failed: {type(exc).__name__}: {_first_line(exc)}"}
+        log.error("step %s failed\n%s", state.step, traceback.format_exc())
     state.timings["total"] = round(time.perf_counter() - start, 6)
-    if state.error is None:
-        state.status = "passed" if state.checks and all(c["passed"] for c in state.checks) else "failed"
+    state.settle()
     record.write_json("summary.json", state.summary(run_dir))
     return state
 
 
 def _execute(plan: Plan, record: RunRecord, state: RunState) -> None:
+    pictures = plan.spec.report.pictures
+    model, inputs = _build(plan, state)
+    gm = _trace(plan, model, inputs, state)
+    _record_stage(record, state, 0, "trace", None, gm, pictures)
+    judge = _Equivalence(plan, model)
+    if "trace" in judge.stages:
+        state.checks.append(judge("trace", gm))
+    last_good, failure = _apply_transforms(plan, gm, inputs, record, state, judge, pictures)
+    with state.timed("checks"):
+        _settle_checks(plan, last_good, failure, judge, state)
+
+
+def _build(plan: Plan, state: RunState) -> tuple[Any, InputSet]:
     spec = plan.spec
-    with state.timed("build"), _stage("build", "model.module"):
+    with state.timed("build"), _step("build", "model.module"):
         torch.manual_seed(spec.seed)
         model = plan.model_factory(**{k: v for k, v in spec.model.module.items() if k != "_target_"})
         if isinstance(model, torch.nn.Module):
             model.train(spec.model.train)
         inputs = make_inputs(spec.model.inputs, spec.seed)
-    state.stages.append("build")
     state.facts["build"] = _model_facts(model)
+    return model, inputs
 
-    trace_rng = spec.seed + 1_000_003  # the RNG state forward-time random calls see while tracing
-    with state.timed("trace"), _stage("trace", "tracer", plan):
+
+def _trace(plan: Plan, model: Any, inputs: InputSet, state: RunState) -> torch.fx.GraphModule:
+    with state.timed("trace"), _step("trace", "tracer", plan):
         with torch.random.fork_rng(devices=[]), warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            torch.manual_seed(trace_rng)
-            gm = plan.tracer.trace(model, inputs)
+            torch.manual_seed(plan.spec.seed + TRACE_RNG_OFFSET)
+            gm = plan.tracer.trace(model, dict(inputs))
     for warning in caught:  # tracer chatter (the meta tracer warns per node) goes to the log, not the terminal
         log.warning("trace: %s", warning.message)
     state.stages.append("trace")
     state.facts["trace"] = {"tracer": type(plan.tracer).__name__, "graph_node_count": len(gm.graph.nodes),
                             "warnings": len(caught)}
-    write_stage_graph(record, 0, "trace", gm)
+    return gm
 
-    replay = trace_rng if spec.check.replay_rng else None
-    reference = _reference(plan, model)
-    checked = _checked_stages(plan)
-    sets = input_sets(spec.model.inputs, spec.seed, spec.check.fresh_inputs)
-    if "trace" in checked:
-        state.checks.append(check_equivalence("trace", gm, reference, sets, replay, spec.check.tolerances))
 
-    failure: tuple[str, BaseException] | None = None
-    last_good = ("trace", gm)
-    devices = _devices(spec)
+@dataclass
+class _Failure:
+    stage: str
+    error: BaseException
+
+
+def _apply_transforms(plan: Plan, gm: Any, inputs: InputSet, record: RunRecord, state: RunState,
+                      judge: "_Equivalence", pictures: bool) -> tuple[tuple[str, Any], _Failure | None]:
+    """Apply each transform in order, recording and checking each stage; stop at the first that raises."""
+    devices = [d.model_copy(update={"name": d.name or key}) for key, d in plan.spec.devices.items()]
+    last_good: tuple[str, Any] = ("trace", gm)
     for index, (name, transform) in enumerate(plan.transforms.items(), start=1):
-        ctx = StageContext(name, model, list(inputs.values()), devices, spec.seed, state.facts, record)
+        ctx = StageContext(name, inputs, devices, record.path(name))
         try:
-            with state.timed(f"transform.{name}"):
-                gm = transform.apply(gm, ctx)
-        except Exception as exc:  # noqa: BLE001 - reported as the stage's failure below
+            with state.timed(f"transform.{name}", step=name):
+                out = transform.apply(gm, ctx)
+        except Exception as exc:  # noqa: BLE001 - judged against expect.error in _settle_checks
             state.facts[name] = ctx.facts
-            failure = (name, exc)
-            break
+            log.info("stage %s raised %s: %s", name, type(exc).__name__, exc)
+            return last_good, _Failure(name, exc)
         state.facts[name] = ctx.facts
         state.stages.append(name)
-        state.report.extend(transform.report(ctx.facts))
-        write_stage_graph(record, index, name, gm)
-        last_good = (name, gm)
-        if name in checked:
-            with state.timed(f"check.{name}"):
-                state.checks.append(check_equivalence(name, gm, reference, sets, replay, spec.check.tolerances))
+        _record_stage(record, state, index, name, gm, out, pictures)
+        gm = out
+        last_good = (name, out)
+        if name in judge.stages:
+            with state.timed(f"check.{name}", step=name):
+                state.checks.append(judge(name, out))
+    return last_good, None
 
-    expected_error = spec.expect.error
-    error_check = check_error(expected_error, *(failure or (None, None)))
-    if failure and (error_check is None or not error_check["passed"]):
-        stage, exc = failure
-        raise StageError(stage, f"transforms.{stage} ({type(plan.transforms[stage]).__name__}) failed: {exc}", exc)
-    if failure and last_good[0] not in checked:
-        # The refusal was the point; still prove the last stage that did complete.
-        state.checks.append(check_equivalence(last_good[0], last_good[1], reference, sets, replay, spec.check.tolerances))
+
+def _record_stage(record: RunRecord, state: RunState, index: int, name: str, before: Any, after: Any,
+                  pictures: bool) -> None:
+    """The stage's graph files and the reports its facts call for."""
+    files = []
+    if isinstance(after, torch.fx.GraphModule):
+        files += write_stage_graph(record, index, name, after)
+    for report in reports_for(state.facts.get(name, {})):
+        files += report.write(record, name, state.facts[name], before, after, pictures)
+        state.report.extend(report.terminal(name, state.facts[name]))
+    state.files[name] = files
+
+
+def _settle_checks(plan: Plan, last_good: tuple[str, Any], failure: _Failure | None, judge: "_Equivalence",
+                   state: RunState) -> None:
+    """Judge a refusal against `expect.error`, prove the last good stage, then the expected figures."""
+    expected = plan.spec.expect.error
+    error_check = check_error(expected, failure.stage if failure else None, failure.error if failure else None)
+    if failure and (error_check is None or not error_check.passed):
+        transform = plan.transforms[failure.stage]
+        raise StepError(failure.stage, f"transforms.{failure.stage} ({type(transform).__name__}) failed: "
+                        f"{type(failure.error).__name__}: {failure.error}", failure.error)
+    if failure and last_good[0] not in judge.stages:
+        state.checks.append(judge(*last_good))  # the refusal was the point; still prove what did complete
     if error_check is not None:
         state.checks.append(error_check)
-    state.checks.extend(check_metrics(flatten(state.facts), spec.expect.metrics))
+    state.checks.extend(check_metrics(flatten(state.facts), plan.spec.expect.metrics))
+
+
+class _Equivalence:
+    """Which stages to prove, against what, on which inputs: one call per stage gives its Check."""
+
+    def __init__(self, plan: Plan, model: Any):
+        spec = plan.spec.equivalence
+        self.reference = _reference(plan, model)
+        self.sets = input_sets(plan.spec.model.inputs, plan.spec.seed, spec.fresh_inputs)
+        self.replay = plan.spec.seed + TRACE_RNG_OFFSET if spec.replay_rng else None
+        self.tolerances = spec.tolerances
+        if spec.stages == "all":
+            self.stages = set(plan.stages)
+        elif spec.stages == "final":
+            self.stages = {plan.stages[-1]}
+        else:
+            self.stages = set(spec.stages)
+
+    def __call__(self, stage: str, module: Callable[..., Any]) -> Check:
+        return check_equivalence(stage, module, self.reference, self.sets, self.replay, self.tolerances)
+
+
+def _reference(plan: Plan, model: Any) -> Reference:
+    ref = plan.spec.equivalence.reference
+    if ref is None:
+        return Reference(model, "eager model" + (" (trace-time RNG replayed)" if plan.spec.equivalence.replay_rng else ""))
+    built = plan.reference_factory(**{k: v for k, v in ref.items() if k != "_target_"})
+    return Reference(built, f"reference model {ref['_target_']}")
 
 
 @contextmanager
-def _stage(stage: str, key: str, plan: Plan | None = None) -> Iterator[None]:
+def _step(step: str, key: str, plan: Plan | None = None) -> Iterator[None]:
     """Turn an exception in build or trace into one message naming the config key."""
     try:
         yield
     except Exception as exc:  # noqa: BLE001
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        if stage == "trace":
+        first = _first_line(exc)
+        if step == "trace":
             message = (
                 f"the model cannot be traced by {type(plan.tracer).__name__} ({key}._target_): "
                 f"{type(exc).__name__}: {first}. Accepted: a model whose control flow does not depend on tensor "
@@ -182,28 +218,12 @@ def _stage(stage: str, key: str, plan: Plan | None = None) -> Iterator[None]:
             )
         else:
             message = f"building the model ({key}) failed: {type(exc).__name__}: {first}"
-        raise StageError(stage, message, exc) from exc
+        raise StepError(step, message, exc) from exc
 
 
-def _reference(plan: Plan, model: Any) -> Reference:
-    ref = plan.spec.check.reference
-    if ref is None:
-        return Reference(model, "eager model" + (" (trace-time RNG replayed)" if plan.spec.check.replay_rng else ""))
-    built = plan.reference_factory(**{k: v for k, v in ref.items() if k != "_target_"})
-    return Reference(built, f"reference model {ref['_target_']}")
-
-
-def _checked_stages(plan: Plan) -> set[str]:
-    stages = plan.spec.check.stages
-    if stages == "all":
-        return set(plan.stages)
-    if stages == "final":
-        return {plan.stages[-1]}
-    return set(stages)
-
-
-def _devices(spec: Any) -> list[Any]:
-    return [d.model_copy(update={"name": d.name or key}) for key, d in spec.devices.items()]
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _model_facts(model: Any) -> dict[str, Any]:

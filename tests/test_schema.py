@@ -9,10 +9,11 @@ from pydantic import ValidationError
 
 from fxflow.config.errors import ConfigError, Problem, did_you_mean, join_path
 from fxflow.config.schema import DeviceSpec, InputSpec, RunConfig
-from fxflow.config.validate import Plan, validate
+from fxflow.plan import Plan, plan_run as validate
 from fxflow.models.partition_examples import Add
 from fxflow.tracers import SymbolicTracer
-from fxflow.transforms import Partition, SizeNodes
+from fxflow.transforms.partition import PartitionOverDevices
+from fxflow.transforms.sizing import SizeNodes
 
 ADD = "fxflow.models.partition_examples.Add"
 
@@ -34,8 +35,8 @@ def minimal() -> dict:
         "devices": {"dev_0": {"mem_bytes": 1000, "logical_id": 0}},
         "tracer": {"_target_": "fxflow.tracers.SymbolicTracer"},
         "transforms": {
-            "size_nodes": {"_target_": "fxflow.transforms.SizeNodes"},
-            "partition": {"_target_": "fxflow.transforms.Partition"},
+            "size_nodes": {"_target_": "fxflow.transforms.sizing.SizeNodes"},
+            "partition": {"_target_": "fxflow.transforms.partition.PartitionOverDevices"},
         },
     }
 
@@ -60,14 +61,14 @@ def test_minimal_config_gives_a_plan():
     assert isinstance(plan.tracer, SymbolicTracer)
     assert list(plan.transforms) == ["size_nodes", "partition"]
     assert isinstance(plan.transforms["size_nodes"], SizeNodes)
-    assert isinstance(plan.transforms["partition"], Partition)
+    assert isinstance(plan.transforms["partition"], PartitionOverDevices)
     assert plan.transforms["partition"].mode == "size_based"
     assert plan.model_factory is Add
     assert plan.reference_factory is None
     assert plan.stages == ["trace", "size_nodes", "partition"]
     # defaults filled in
     assert plan.spec.seed == 0
-    assert plan.spec.check.stages == "final"
+    assert plan.spec.equivalence.stages == "final"
     assert plan.spec.model.inputs["a"].dtype == "float32"
     assert plan.spec.model.inputs["a"].dist == "rand"
 
@@ -92,7 +93,7 @@ def test_nested_latency_model_is_built():
     cfg = minimal()
     cfg["transforms"]["partition"].update(
         mode="cost_aware",
-        latency_model={"_target_": "fxflow.transforms.latency.SizeRuleLatency", "unweighted_per_byte": 0},
+        latency_model={"_target_": "fxflow.partitioning.latency.SizeRuleLatency", "unweighted_per_byte": 0},
     )
     plan = validate(cfg)
     model = plan.transforms["partition"].latency_model
@@ -102,7 +103,7 @@ def test_nested_latency_model_is_built():
 
 def test_reference_target_is_resolved():
     cfg = minimal()
-    cfg["check"] = {"reference": {"_target_": "fxflow.models.partition_examples.Mul"}}
+    cfg["equivalence"] = {"reference": {"_target_": "fxflow.models.partition_examples.Mul"}}
     plan = validate(cfg)
     assert plan.reference_factory.__name__ == "Mul"
 
@@ -172,7 +173,7 @@ def test_unknown_top_level_key_suggests_the_close_one():
 def test_unknown_key_in_nested_latency_model_has_full_path():
     cfg = minimal()
     cfg["transforms"]["partition"]["latency_model"] = {
-        "_target_": "fxflow.transforms.latency.SizeRuleLatency",
+        "_target_": "fxflow.partitioning.latency.SizeRuleLatency",
         "unweighted_per_byt": 1,
     }
     problems = problems_of(cfg)
@@ -189,7 +190,7 @@ def test_unknown_transform_target_names_the_target_path():
     assert "cannot be imported" in problems[0].message
     # the accepted list names the shipped transforms
     assert "fxflow.transforms.sizing.SizeNodes" in problems[0].accepted
-    assert "fxflow.transforms.partition.Partition" in problems[0].accepted
+    assert "fxflow.transforms.partition.PartitionOverDevices" in problems[0].accepted
 
 
 def test_transform_target_that_is_not_a_transform():
@@ -248,8 +249,8 @@ def test_missing_tracer_section_is_reported_once():
 
 def test_negative_tolerance_is_reported():
     cfg = minimal()
-    cfg["check"] = {"tolerances": {"float32": {"rtol": -1, "atol": 0}}}
-    assert paths_of(cfg) == ["check.tolerances.float32.rtol"]
+    cfg["equivalence"] = {"tolerances": {"float32": {"rtol": -1, "atol": 0}}}
+    assert paths_of(cfg) == ["equivalence.tolerances.float32.rtol"]
 
 
 def test_invalid_expected_error_regex_is_reported():
@@ -409,15 +410,15 @@ def test_all_problems_are_reported_at_once():
 def test_all_cross_check_problems_are_reported_at_once():
     cfg = minimal()
     cfg["transforms"] = {
-        "partition": {"_target_": "fxflow.transforms.Partition"},
-        "size_nodes": {"_target_": "fxflow.transforms.SizeNodes"},
+        "partition": {"_target_": "fxflow.transforms.partition.PartitionOverDevices"},
+        "size_nodes": {"_target_": "fxflow.transforms.sizing.SizeNodes"},
     }  # misordered
     cfg["devices"]["dev_1"] = {"mem_bytes": 10, "logical_id": 1, "name": "dev_0"}  # duplicate name
     cfg["expect"] = {"metrics": {"partiton": {"num_partitions": 1}}, "error": {"stage": "sizing"}}
-    cfg["check"] = {"stages": ["build"]}  # build is not a checkable stage
+    cfg["equivalence"] = {"stages": ["build"]}  # build is not a checkable stage
     problems = problems_of(cfg)
     assert sorted(p.path for p in problems) == sorted(
-        ["transforms.partition", "devices.dev_1.name", "expect.metrics.partiton", "expect.error.stage", "check.stages"]
+        ["transforms.partition", "devices.dev_1.name", "expect.metrics.partiton", "expect.error.stage", "equivalence.stages"]
     )
 
 
@@ -435,8 +436,8 @@ def test_schema_problem_does_not_hide_cross_check_problems():
 def test_partition_before_size_nodes_is_misordered():
     cfg = minimal()
     cfg["transforms"] = {
-        "partition": {"_target_": "fxflow.transforms.Partition"},
-        "size_nodes": {"_target_": "fxflow.transforms.SizeNodes"},
+        "partition": {"_target_": "fxflow.transforms.partition.PartitionOverDevices"},
+        "size_nodes": {"_target_": "fxflow.transforms.sizing.SizeNodes"},
     }
     problems = problems_of(cfg)
     assert [p.path for p in problems] == ["transforms.partition"]
@@ -448,7 +449,7 @@ def test_partition_before_size_nodes_is_misordered():
 def test_partition_twice_needs_sizing_again():
     """Partition invalidates node sizes, so a second partition needs a second SizeNodes."""
     cfg = minimal()
-    cfg["transforms"]["partition_again"] = {"_target_": "fxflow.transforms.Partition"}
+    cfg["transforms"]["partition_again"] = {"_target_": "fxflow.transforms.partition.PartitionOverDevices"}
     assert paths_of(cfg) == ["transforms.partition_again"]
 
 
@@ -482,11 +483,11 @@ def test_expect_error_stage_naming_no_stage():
     assert problems[0].value == "partiton"
 
 
-def test_check_stages_naming_no_stage():
+def test_equivalence_stages_naming_no_stage():
     cfg = minimal()
-    cfg["check"] = {"stages": ["size_node"]}
+    cfg["equivalence"] = {"stages": ["size_node"]}
     problems = problems_of(cfg)
-    assert [p.path for p in problems] == ["check.stages"]
+    assert [p.path for p in problems] == ["equivalence.stages"]
     assert "did you mean 'size_nodes'" in problems[0].message
 
 

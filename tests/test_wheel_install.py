@@ -7,9 +7,12 @@ import subprocess
 import sys
 import venv
 
+import pytest
+
 from conftest import REPO
 
 
+@pytest.mark.process
 def test_wheel_runs_recipe_from_another_folder(tmp_path):
     wheels = tmp_path / "wheels"
     subprocess.run([sys.executable, "-m", "pip", "wheel", str(REPO), "--no-deps", "-q", "-w", str(wheels)],

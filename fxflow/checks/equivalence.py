@@ -17,46 +17,52 @@ from typing import Any, Callable
 import torch
 import torch.utils._pytree as pytree
 
+from fxflow.checks.result import Check
 from fxflow.config.schema import Tolerance
+from fxflow.inputs import InputSet
 
 
 @dataclass
 class Reference:
+    """What a stage is compared with, and the words the record uses for it."""
+
     fn: Callable[..., Any]
     label: str
 
 
-def call_replayed(fn: Callable[..., Any], inputs: dict[str, Any], rng_seed: int | None) -> Any:
-    """Call `fn` on the inputs (in declared order) with the global RNG set to `rng_seed`, restoring it after."""
+def call_replayed(fn: Callable[..., Any], inputs: InputSet, rng_seed: int | None) -> Any:
+    """Call `fn` on the inputs with the global RNG set to `rng_seed`, restoring it after."""
     with torch.random.fork_rng(devices=[]), torch.no_grad():
         if rng_seed is not None:
             torch.manual_seed(rng_seed)
-        return fn(*inputs.values())
+        return inputs.call(fn)
 
 
-def compare(expected: Any, actual: Any, tolerances: dict[str, Tolerance]) -> tuple[bool, str, float]:
-    """Compare nested outputs leaf by leaf; returns (passed, detail, max abs diff)."""
+def compare_outputs(expected: Any, actual: Any, tolerances: dict[str, Tolerance]) -> tuple[bool, str, float]:
+    """Compare nested outputs leaf by leaf; returns (passed, detail in words, largest abs difference)."""
     exp_leaves, exp_spec = pytree.tree_flatten(_sorted_keys(expected))
     act_leaves, act_spec = pytree.tree_flatten(_sorted_keys(actual))
     if exp_spec != act_spec:
-        return False, f"output structure differs: expected {exp_spec}, got {act_spec}", float("nan")
+        return False, f"the outputs differ in structure: expected {exp_spec}, got {act_spec}", float("nan")
     worst = 0.0
     for index, (e, a) in enumerate(zip(exp_leaves, act_leaves)):
+        where = f"output {index}" if len(exp_leaves) > 1 else "the output"
         if isinstance(e, torch.Tensor) and isinstance(a, torch.Tensor):
             if e.shape != a.shape or e.dtype != a.dtype:
-                return False, f"leaf {index}: expected {e.dtype}{list(e.shape)}, got {a.dtype}{list(a.shape)}", float("nan")
+                return False, f"{where}: expected {e.dtype}{list(e.shape)}, got {a.dtype}{list(a.shape)}", float("nan")
             if e.numel():
                 worst = max(worst, (e.double() - a.double()).abs().max().item())
             tol = tolerances.get(str(e.dtype).removeprefix("torch."))
             try:
                 torch.testing.assert_close(a, e, rtol=tol.rtol if tol else None, atol=tol.atol if tol else None, equal_nan=True)
             except AssertionError as exc:
-                return False, f"leaf {index}: " + " ".join(str(exc).split())[:300], worst
+                return False, f"{where}: " + " ".join(str(exc).split())[:300], worst
         elif isinstance(e, torch.Tensor) or isinstance(a, torch.Tensor):
-            return False, f"leaf {index}: expected {type(e).__name__}, got {type(a).__name__}", worst
+            return False, f"{where}: expected {type(e).__name__}, got {type(a).__name__}", worst
         elif e != a:
-            return False, f"leaf {index}: expected {e!r}, got {a!r}", worst
-    return True, f"{len(exp_leaves)} output leaves match", worst
+            return False, f"{where}: expected {e!r}, got {a!r}", worst
+    count = len(exp_leaves)
+    return True, "the output matches" if count == 1 else f"all {count} outputs match", worst
 
 
 def _sorted_keys(value: Any) -> Any:
@@ -72,30 +78,27 @@ def check_equivalence(
     stage: str,
     module: Callable[..., Any],
     reference: Reference,
-    input_sets: list[dict[str, Any]],
+    input_sets: list[InputSet],
     rng_seed: int | None,
     tolerances: dict[str, Tolerance],
-) -> dict[str, Any]:
-    """Run module and reference on every input set; one check entry for the record."""
+) -> Check:
+    """Run module and reference on every input set; stop at the first set that differs."""
     worst = 0.0
+    detail = "no input sets"
     for index, inputs in enumerate(input_sets):
         expected = call_replayed(reference.fn, inputs, rng_seed)
         actual = call_replayed(module, inputs, rng_seed)
-        ok, detail, diff = compare(expected, actual, tolerances)
+        ok, detail, diff = compare_outputs(expected, actual, tolerances)
         worst = max(worst, diff) if diff == diff else worst
         if not ok:
-            return _entry(stage, reference, False, index + 1, len(input_sets), worst, f"input set {index}: {detail}", rng_seed)
-    return _entry(stage, reference, True, len(input_sets), len(input_sets), worst, detail, rng_seed)
+            return _check(stage, reference, False, index + 1, len(input_sets), worst, f"input set {index}: {detail}", rng_seed)
+    return _check(stage, reference, bool(input_sets), len(input_sets), len(input_sets), worst, detail, rng_seed)
 
 
-def _entry(stage: str, ref: Reference, passed: bool, ran: int, total: int, worst: float, detail: str, rng_seed: int | None) -> dict[str, Any]:
-    return {
-        "name": f"equivalence.{stage}",
-        "passed": passed,
-        "stage": stage,
-        "reference": ref.label,
-        "rng_replayed": rng_seed is not None,
-        "input_sets": f"{ran}/{total}",
-        "max_abs_diff": worst,
-        "detail": detail,
-    }
+def _check(stage: str, ref: Reference, passed: bool, ran: int, total: int, worst: float, detail: str,
+           rng_seed: int | None) -> Check:
+    return Check(
+        name=f"equivalence.{stage}", kind="equivalence", passed=passed, detail=detail, stage=stage,
+        reference=ref.label,
+        extra={"rng_replayed": rng_seed is not None, "input_sets": f"{ran}/{total}", "max_abs_diff": worst},
+    )

@@ -13,24 +13,10 @@ import math
 import re
 from typing import Any
 
+from fxflow.checks.result import Check
 from fxflow.config.schema import ExpectedError
 
 COMPARATORS = {"eq", "ne", "lt", "le", "gt", "ge", "approx", "rel", "abs", "len", "contains"}
-
-
-def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
-    """Nested facts -> flat dotted map; lists of scalars stay values, lists of mappings get indices."""
-    if isinstance(value, dict):
-        flat: dict[str, Any] = {}
-        for key, inner in value.items():
-            flat.update(flatten(inner, f"{prefix}.{key}" if prefix else str(key)))
-        return flat
-    if isinstance(value, list) and any(isinstance(v, dict) for v in value):
-        flat = {}
-        for index, inner in enumerate(value):
-            flat.update(flatten(inner, f"{prefix}.{index}"))
-        return flat
-    return {prefix: value}
 
 
 def _is_comparison(value: Any) -> bool:
@@ -51,8 +37,8 @@ def _pattern(key: str) -> re.Pattern[str]:
     return re.compile("^" + r"\.".join("[^.]+" if part == "*" else re.escape(part) for part in key.split(".")) + "$")
 
 
-def compare(actual: Any, expected: Any) -> tuple[bool, str]:
-    """One expectation against one recorded value."""
+def judge(actual: Any, expected: Any) -> tuple[bool, str]:
+    """One expectation against one recorded value: (holds, what was expected and what was seen)."""
     if not _is_comparison(expected):
         return _equal(actual, expected), f"expected {expected!r}, got {actual!r}"
     ops = {str(k): v for k, v in expected.items()}
@@ -84,27 +70,27 @@ def _equal(actual: Any, expected: Any) -> bool:
     return actual == expected
 
 
-def check_metrics(metrics: dict[str, Any], expected: dict[str, Any]) -> list[dict[str, Any]]:
-    """One check entry per expectation (a `*` expectation passes only if it matches and all matches pass)."""
-    entries = []
+def check_metrics(metrics: dict[str, Any], expected: dict[str, Any]) -> list[Check]:
+    """One check per expectation (a `*` expectation passes only if it matches and all matches pass)."""
+    checks = []
     for key, want in flatten_expectations(expected).items():
         pattern = _pattern(key)
         matched = {name: value for name, value in metrics.items() if pattern.match(name)}
         if not matched:
             prefix = key.split(".")[0]
             near = sorted(name for name in metrics if name.startswith(prefix))[:8]
-            entries.append({"name": f"expect.{key}", "passed": False, "expected": want,
-                            "detail": f"no metric '{key}' was recorded; recorded under '{prefix}': {near}"})
+            checks.append(Check(f"expect.{key}", "expectation", False, expected=want,
+                                detail=f"no metric '{key}' was recorded; recorded under '{prefix}': {near}"))
             continue
         failures = []
         for name, value in matched.items():
-            ok, detail = compare(value, want)
+            ok, detail = judge(value, want)
             if not ok:
                 failures.append(f"{name}: {detail}")
         actual = next(iter(matched.values())) if len(matched) == 1 else matched
-        entries.append({"name": f"expect.{key}", "passed": not failures, "expected": want, "actual": actual,
-                        "detail": "; ".join(failures) or _shown(matched)})
-    return entries
+        checks.append(Check(f"expect.{key}", "expectation", not failures, expected=want, actual=actual,
+                            detail="; ".join(failures) or _shown(matched)))
+    return checks
 
 
 def _shown(matched: dict[str, Any]) -> str:
@@ -114,14 +100,16 @@ def _shown(matched: dict[str, Any]) -> str:
     return f"all {len(matched)} matches hold: " + ", ".join(sorted(matched))
 
 
-def check_error(expected: ExpectedError | None, stage: str | None, error: BaseException | None) -> dict[str, Any] | None:
+def check_error(expected: ExpectedError | None, stage: str | None, error: BaseException | None) -> Check | None:
     """The expected-error check, or None when the recipe expects no error."""
     if expected is None:
         return None
-    entry: dict[str, Any] = {"name": "expect.error", "expected": expected.model_dump()}
+    want = expected.model_dump()
     if error is None:
-        return {**entry, "passed": False, "detail": f"expected {expected.type} at stage '{expected.stage}', but every stage succeeded"}
+        return Check("expect.error", "error", False, expected=want, stage=expected.stage,
+                     detail=f"expected {expected.type} at stage '{expected.stage}', but every stage succeeded")
     names = {cls.__name__ for cls in type(error).__mro__} | {f"{cls.__module__}.{cls.__qualname__}" for cls in type(error).__mro__}
     ok = stage == expected.stage and expected.type in names and re.search(expected.match, str(error)) is not None
-    return {**entry, "passed": ok, "actual": {"stage": stage, "type": type(error).__name__, "message": str(error)},
-            "detail": ("refused as expected: " if ok else f"a different error or stage ({stage}): ") + str(error)}
+    return Check("expect.error", "error", ok, expected=want, stage=stage,
+                 actual={"stage": stage, "type": type(error).__name__, "message": str(error)},
+                 detail=("refused as expected: " if ok else f"a different error or stage ({stage}): ") + str(error))

@@ -71,6 +71,7 @@ class InputSpec(Strict):
     low: int = 0
     high: int | None = None
     value: Any = None
+    keyword: bool = False  # pass by name (for `**kwargs` forwards) instead of by position
 
     @model_validator(mode="after")
     def _one_kind(self) -> "InputSpec":
@@ -106,7 +107,7 @@ class Tolerance(Strict):
     atol: float = Field(ge=0)
 
 
-class CheckSpec(Strict):
+class EquivalenceSpec(Strict):
     """Equivalence checks: which stages, on how many fresh inputs, against which reference."""
 
     stages: Literal["final", "all"] | list[str] = "final"
@@ -137,15 +138,23 @@ class ExpectSpec(Strict):
     error: ExpectedError | None = None
 
 
+class ReportSpec(Strict):
+    """What the pipeline renders besides the record's contract files."""
+
+    pictures: bool = True  # draw pictures (partition_graph.png) into the record
+
+
 class RunConfig(Strict):
     """The whole composed config (Hydra's own `hydra:` node removed)."""
 
     recipe: str
     description: str = ""
+    reproduces: list[str] = []  # the torch tests (test_fx_experimental.py::NAME) this recipe expresses
     seed: int = 0
     model: ModelSpec
     devices: dict[str, DeviceSpec] = {}
     tracer: dict[str, Any]
     transforms: dict[str, dict[str, Any]] = {}
-    check: CheckSpec = CheckSpec()
+    equivalence: EquivalenceSpec = EquivalenceSpec()
+    report: ReportSpec = ReportSpec()
     expect: ExpectSpec = ExpectSpec()

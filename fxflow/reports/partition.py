@@ -1,7 +1,13 @@
-"""The partition report: a table people can read, the JSON behind it, and a picture of the split graph."""
+"""The partition report: a table people can read, the JSON behind it, and a picture of the split graph.
+
+Everything here reads the partition facts (`partitions.<i>.compute_nodes`, `devices`, ...) and
+the graph the stage received, never the partitioner's own objects, so any backend that records
+the same facts gets the same report.
+"""
 
 from __future__ import annotations
 
+import io
 import logging
 from typing import Any
 
@@ -10,9 +16,40 @@ from tabulate import tabulate
 from torch.fx import GraphModule
 
 from fxflow.record.writer import RunRecord
-from fxflow.transforms.base import NON_COMPUTE_OPS
+from fxflow.reports.stage import StageReport, graph_of
 
 log = logging.getLogger("fxflow")
+
+_HEADERS = ["partition", "device(s)", "compute nodes", "memory used / budget (B)", "latency mem/compute/overall"]
+
+
+class PartitionReport(StageReport):
+    """`<stage>/partition_report.{md,json}` and `partition_graph.png`; a table and words in the terminal."""
+
+    def applies(self, facts: dict[str, Any]) -> bool:
+        return "partitions" in facts and "devices" in facts
+
+    def write(self, record: RunRecord, stage: str, facts: dict[str, Any], before: Any, after: Any,
+              pictures: bool) -> list[str]:
+        text = tabulate(_rows(facts), headers=_HEADERS, tablefmt="github") + "\n\n" + "\n".join(summary_lines(facts)) + "\n"
+        written = [f"{stage}/partition_report.md", f"{stage}/partition_report.json"]
+        record.write_text(written[0], text)
+        record.write_json(written[1], facts)
+        graph = graph_of(before)
+        if pictures and graph is not None:
+            png = draw_partitions(graph, facts)
+            if png is not None:
+                record.write_bytes(f"{stage}/partition_graph.png", png)
+                written.append(f"{stage}/partition_graph.png")
+        return written
+
+    def terminal(self, stage: str, facts: dict[str, Any]) -> list[Any]:
+        table = Table(title=f"{stage}: partitions", title_justify="left")
+        for header in _HEADERS:
+            table.add_column(header, overflow="fold")
+        for row in _rows(facts):
+            table.add_row(*map(str, row))
+        return [table, *summary_lines(facts)]
 
 
 def _rows(facts: dict[str, Any]) -> list[list[Any]]:
@@ -21,19 +58,14 @@ def _rows(facts: dict[str, Any]) -> list[list[Any]]:
     for p in facts["partitions"]:
         budget = min((budgets[d] for d in p["devices"]), default=0)
         latency = p.get("latency")
-        rows.append(
-            [
-                p["id"],
-                ", ".join(f"{d} (#{lid})" for d, lid in zip(p["devices"], p["logical_device_ids"])) or "-",
-                f"{len(p['compute_nodes'])}: {_names(p['compute_nodes'])}",
-                f"{p['used_mem_bytes']:,} / {budget:,}",
-                "/".join(f"{v:g}" for v in latency) if latency else "-",
-            ]
-        )
+        rows.append([
+            p["id"],
+            ", ".join(f"{d} (#{lid})" for d, lid in zip(p["devices"], p["logical_device_ids"])) or "-",
+            f"{len(p['compute_nodes'])}: {_names(p['compute_nodes'])}",
+            f"{p['used_mem_bytes']:,} / {budget:,}",
+            "/".join(f"{v:g}" for v in latency) if latency else "-",
+        ])
     return rows
-
-
-_HEADERS = ["partition", "device(s)", "compute nodes", "memory used / budget (B)", "latency mem/compute/overall"]
 
 
 def _names(names: list[str], limit: int = 6) -> str:
@@ -55,70 +87,38 @@ def summary_lines(facts: dict[str, Any]) -> list[str]:
     return lines
 
 
-def partition_renderables(facts: dict[str, Any]) -> list[Any]:
-    if "partitions" not in facts:
-        return []
-    table = Table(title="partitions", title_justify="left")
-    for header in _HEADERS:
-        table.add_column(header, overflow="fold")
-    for row in _rows(facts):
-        table.add_row(*map(str, row))
-    return [table, *summary_lines(facts)]
-
-
-def write_partition_report(
-    record: RunRecord, stage: str, facts: dict[str, Any], gm: GraphModule, partitions: list[Any], picture: bool
-) -> None:
-    """`partition_report.md` (table + words), `partition_report.json`, and `partition_graph.png`."""
-    text = tabulate(_rows(facts), headers=_HEADERS, tablefmt="github") + "\n\n" + "\n".join(summary_lines(facts)) + "\n"
-    record.write_text(f"{stage}/partition_report.md", text)
-    record.write_json(f"{stage}/partition_report.json", facts)
-    if picture:
-        note = draw_partitions(record, f"{stage}/partition_graph.png", gm, partitions, facts)
-        if note:
-            facts["picture"] = note
-        else:
-            facts["picture"] = f"{stage}/partition_graph.png"
-
-
-def draw_partitions(record: RunRecord, relative: str, gm: GraphModule, partitions: list[Any], facts: dict[str, Any]) -> str | None:
-    """Draw nodes grouped and coloured by partition, cross-device edges in red with bytes moved.
-
-    Returns a one-line note instead of raising when matplotlib or networkx is missing.
-    """
+def draw_partitions(gm: GraphModule, facts: dict[str, Any]) -> bytes | None:
+    """PNG of the graph, nodes grouped and coloured by partition, edges between partitions that
+    share no device dashed with the bytes moved. None (and a log line) without matplotlib/networkx."""
     try:
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
         import networkx as nx
+        from matplotlib.patches import Patch
     except ImportError as exc:
-        note = f"no partition picture: {exc.name} is not installed (pip install matplotlib networkx)"
-        log.warning(note)
-        return note
+        log.warning("no partition picture: %s is not installed (pip install matplotlib networkx)", exc.name)
+        return None
 
-    owner: dict[str, int] = {}
-    for p in partitions:
-        for n in p.nodes:
-            if n.op not in NON_COMPUTE_OPS:
-                owner[n.name] = p.partition_id
-    devices_of = {p["id"]: p["devices"] for p in facts["partitions"]}
+    owner = {name: p["id"] for p in facts["partitions"] for name in p["compute_nodes"]}
+    devices_of = {p["id"]: set(p["devices"]) for p in facts["partitions"]}
     graph = nx.DiGraph()
     for node in gm.graph.nodes:
-        graph.add_node(node.name, op=node.op)
+        graph.add_node(node.name)
+        size = getattr(node, "size_bytes", None)
         for user in node.users:
-            size = getattr(node, "size_bytes", None)
             graph.add_edge(node.name, user.name, bytes=size.output_size if size else 0)
 
     # Columns follow data-flow depth; within a column nodes are grouped by partition.
     pos = {}
     for depth, layer in enumerate(nx.topological_generations(graph)):
-        ordered = sorted(layer, key=lambda n: (owner.get(n, -1), n))
-        for row, name in enumerate(ordered):
+        for row, name in enumerate(sorted(layer, key=lambda n: (owner.get(n, -1), n))):
             pos[name] = (depth, -row)
     cmap = plt.get_cmap("tab10")
     colors = [cmap(owner[n] % 10) if n in owner else (0.85, 0.85, 0.85) for n in graph.nodes]
-    crossing = [(u, v) for u, v in graph.edges if u in owner and v in owner and devices_of[owner[u]] != devices_of[owner[v]]]
+    crossing = [(u, v) for u, v in graph.edges
+                if u in owner and v in owner and not devices_of[owner[u]] & devices_of[owner[v]]]
     local = [e for e in graph.edges if e not in set(crossing)]
 
     width = max(8.0, 1.3 * (max(x for x, _ in pos.values()) + 1))
@@ -127,24 +127,19 @@ def draw_partitions(record: RunRecord, relative: str, gm: GraphModule, partition
     nx.draw_networkx_nodes(graph, pos, node_color=colors, node_size=500, ax=ax, edgecolors="black", linewidths=0.5)
     nx.draw_networkx_labels(graph, pos, font_size=6, ax=ax)
     nx.draw_networkx_edges(graph, pos, edgelist=local, edge_color="grey", arrows=True, ax=ax, width=0.6)
-    nx.draw_networkx_edges(graph, pos, edgelist=crossing, edge_color="red", arrows=True, ax=ax, width=1.4, style="dashed")
+    nx.draw_networkx_edges(graph, pos, edgelist=crossing, edge_color="black", arrows=True, ax=ax, width=1.4, style="dashed")
     nx.draw_networkx_edge_labels(graph, pos, edge_labels={(u, v): f"{graph.edges[u, v]['bytes']} B" for u, v in crossing},
-                                 font_size=6, font_color="red", ax=ax)
-    from matplotlib.patches import Patch
-
-    legend = [Patch(color=cmap(pid % 10), label=f"partition {pid} on {', '.join(devs) or '-'}") for pid, devs in devices_of.items()]
+                                 font_size=6, ax=ax)
+    legend = [Patch(color=cmap(pid % 10), label=f"partition {pid} on {', '.join(sorted(devs)) or '-'}")
+              for pid, devs in devices_of.items()]
     legend.append(Patch(color=(0.85, 0.85, 0.85), label="inputs and constants"))
-    legend.append(Patch(color="red", label="edge across devices (bytes moved)"))
+    legend.append(Patch(facecolor="white", edgecolor="black", linestyle="--", label="edge across devices (bytes moved)"))
     idle = facts.get("idle_devices") or []
-    title = f"{facts['num_partitions']} partitions, {facts['mode']} mode" + (f"; idle: {', '.join(idle)}" if idle else "")
     ax.legend(handles=legend, loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=7)
-    ax.set_title(title)
+    ax.set_title(f"{facts['num_partitions']} partitions, {facts['mode']} mode" + (f"; idle: {', '.join(idle)}" if idle else ""))
     ax.axis("off")
     fig.tight_layout()
-    import io
-
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=110)
     plt.close(fig)
-    record.write_bytes(relative, buffer.getvalue())
-    return None
+    return buffer.getvalue()

@@ -1,12 +1,6 @@
-"""Graph transforms: one step `GraphModule -> GraphModule` per module, each a pydantic component.
+"""Graph transforms: one step per module, each a pydantic component built from config.
 
-Importing this package registers every shipped transform, so config validation can list
-them when a `_target_` is wrong.
+A recipe names a transform by its class path (`_target_: fxflow.transforms.sizing.SizeNodes`);
+`fxflow.plan.load_transforms` imports every module here so error messages can list them all.
+Adding a transform: a module here, its entry in `conf/transform/`, a recipe that uses it.
 """
-
-from fxflow.transforms.base import StageContext, Transform
-from fxflow.transforms.partition import Partition
-from fxflow.transforms.replace_targets import ReplaceTargets
-from fxflow.transforms.sizing import SizeNodes
-
-__all__ = ["Partition", "ReplaceTargets", "SizeNodes", "StageContext", "Transform"]

@@ -1,40 +1,44 @@
-"""The transform interface and the context each transform receives."""
+"""The transform interface and the small context each transform receives.
+
+A transform only computes: it gets the current module and a `StageContext` (example inputs,
+devices, where its facts go) and returns the next module. It never writes the run record nor
+draws a report; the pipeline does both after the stage, from the facts. A step whose product
+is files (an export) writes them under `ctx.artifacts`, a folder the pipeline hands it.
+"""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, ClassVar
 
-import torch
 from pydantic import BaseModel, ConfigDict
 from torch.fx import GraphModule
 
 if TYPE_CHECKING:
-    from fxflow.record.writer import RunRecord
     from fxflow.config.schema import DeviceSpec
-
-
-# Nodes that hold inputs, constants or the result rather than computing something.
-NON_COMPUTE_OPS = frozenset({"placeholder", "get_attr", "output"})
+    from fxflow.inputs import InputSet
 
 
 @dataclass
 class StageContext:
-    """What a transform may read (inputs, devices, earlier facts) and where it writes (its facts, the record)."""
+    """What a transform may read, and where its facts go.
+
+    `inputs` are the recipe's example inputs; `devices` the run's device list (each with its
+    `name` filled in); `artifacts` the folder for files that are the step's product (created
+    by the transform when it writes one); `facts` the JSON facts recorded under the step's name.
+    """
 
     name: str
-    model: torch.nn.Module | Any
-    inputs: list[Any]
+    inputs: "InputSet"
     devices: list["DeviceSpec"]
-    seed: int
-    earlier_facts: dict[str, dict[str, Any]]
-    record: "RunRecord"
+    artifacts: Path
     facts: dict[str, Any] = field(default_factory=dict)
 
 
 class Transform(BaseModel, ABC):
-    """One named pipeline step: current GraphModule in, next GraphModule out.
+    """One named pipeline step: current module in, next module out.
 
     Subclasses declare their parameters as pydantic fields (validated from config before
     anything runs) and the graph properties they need and give, so that a misordered
@@ -43,6 +47,7 @@ class Transform(BaseModel, ABC):
         requires = ("node_sizes",)   # e.g. partitioning needs sized nodes
         provides = ("node_sizes",)
         invalidates = ("node_sizes",)  # a step that builds a new graph drops its sizes
+        uses_devices = True          # the run's device list must not be empty
     """
 
     model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
@@ -50,11 +55,8 @@ class Transform(BaseModel, ABC):
     requires: ClassVar[tuple[str, ...]] = ()
     provides: ClassVar[tuple[str, ...]] = ()
     invalidates: ClassVar[tuple[str, ...]] = ()
+    uses_devices: ClassVar[bool] = False
 
     @abstractmethod
-    def apply(self, gm: GraphModule, ctx: StageContext) -> GraphModule:
-        """Return the transformed module; record facts in `ctx.facts`."""
-
-    def report(self, facts: dict[str, Any]) -> list[Any]:
-        """Rich renderables for the terminal summary (none by default)."""
-        return []
+    def apply(self, gm: GraphModule, ctx: StageContext) -> GraphModule | Callable[..., Any]:
+        """Return the next module; record facts in `ctx.facts`."""

@@ -7,17 +7,8 @@ from typing import ClassVar
 from torch.fx import GraphModule
 from torch.fx.passes import graph_manipulation
 
+from fxflow.nodes import node_sizes
 from fxflow.transforms.base import StageContext, Transform
-
-
-def node_sizes(gm: GraphModule) -> dict[str, dict[str, int]]:
-    """Node name -> {output_bytes, total_bytes} for every sized node."""
-    sizes = {}
-    for node in gm.graph.nodes:
-        size = getattr(node, "size_bytes", None)
-        if size is not None:
-            sizes[node.name] = {"output_bytes": int(size.output_size), "total_bytes": int(size.total_size)}
-    return sizes
 
 
 class SizeNodes(Transform):
@@ -25,8 +16,8 @@ class SizeNodes(Transform):
 
     Usage in a recipe::
 
-        transforms:
-          size_nodes: {_target_: fxflow.transforms.SizeNodes}
+        defaults:
+          - /transform@transforms.size_nodes: size_nodes
 
     Facts: `nodes.<name>.output_bytes`, `nodes.<name>.total_bytes`, `total_bytes`.
     """
@@ -34,7 +25,7 @@ class SizeNodes(Transform):
     provides: ClassVar[tuple[str, ...]] = ("node_sizes",)
 
     def apply(self, gm: GraphModule, ctx: StageContext) -> GraphModule:
-        graph_manipulation.get_size_of_all_nodes(gm, list(ctx.inputs))
+        graph_manipulation.get_size_of_all_nodes(gm, list(ctx.inputs.args))
         sizes = node_sizes(gm)
         ctx.facts["nodes"] = sizes
         ctx.facts["total_bytes"] = sum(s["total_bytes"] for s in sizes.values())

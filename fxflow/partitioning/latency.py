@@ -16,9 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field, PositiveInt
 from torch.fx import GraphModule, Interpreter, Node
 from torch.fx.experimental.partitioner_utils import NodeLatency
 
-from fxflow.transforms.base import NON_COMPUTE_OPS
-
-
+from fxflow.inputs import InputSet
+from fxflow.nodes import NON_COMPUTE_OPS, op_name
 
 class LatencyModel(BaseModel, ABC):
     """Base for latency models; `mapping` gives torch's node -> NodeLatency dict."""
@@ -26,7 +25,7 @@ class LatencyModel(BaseModel, ABC):
     model_config = ConfigDict(extra="forbid")
 
     @abstractmethod
-    def mapping(self, gm: GraphModule, inputs: list[Any]) -> dict[Node, NodeLatency]:
+    def mapping(self, gm: GraphModule, inputs: InputSet) -> dict[Node, NodeLatency]:
         """Latency of every compute node of `gm` (nodes must be sized)."""
 
 
@@ -50,7 +49,7 @@ class SizeRuleLatency(LatencyModel):
     unweighted_constant: float = Field(0.0, ge=0)
     weighted_per_output_byte: float = Field(1.0, ge=0)
 
-    def mapping(self, gm: GraphModule, inputs: list[Any]) -> dict[Node, NodeLatency]:
+    def mapping(self, gm: GraphModule, inputs: InputSet) -> dict[Node, NodeLatency]:
         result = {}
         for node in _compute_nodes(gm):
             total, output = node.size_bytes.total_size, node.size_bytes.output_size
@@ -78,7 +77,7 @@ class TableLatency(LatencyModel):
     default: OpLatency = OpLatency(mem=0.0, compute=1.0)
     ops: dict[str, OpLatency] = {}
 
-    def mapping(self, gm: GraphModule, inputs: list[Any]) -> dict[Node, NodeLatency]:
+    def mapping(self, gm: GraphModule, inputs: InputSet) -> dict[Node, NodeLatency]:
         modules = dict(gm.named_modules())
         result = {}
         for node in _compute_nodes(gm):
@@ -94,10 +93,10 @@ class MeasuredLatency(LatencyModel):
     repeats: PositiveInt = 5
     bytes_per_sec: float = Field(1e10, gt=0)
 
-    def mapping(self, gm: GraphModule, inputs: list[Any]) -> dict[Node, NodeLatency]:
+    def mapping(self, gm: GraphModule, inputs: InputSet) -> dict[Node, NodeLatency]:
         timer = _NodeTimer(gm, self.repeats)
         with torch.no_grad():
-            timer.run(*inputs)
+            timer.run(*inputs.args)
         return {
             node: NodeLatency(node.size_bytes.total_size / self.bytes_per_sec, timer.seconds.get(node, 0.0))
             for node in _compute_nodes(gm)
@@ -122,12 +121,3 @@ class _NodeTimer(Interpreter):
             samples.append(time.perf_counter() - start)
         self.seconds[n] = sorted(samples)[len(samples) // 2]
         return result
-
-
-def op_name(node: Node, modules: dict[str, torch.nn.Module]) -> str:
-    """A short, stable name for what a node computes."""
-    if node.op == "call_module":
-        return type(modules[node.target]).__name__
-    if node.op == "call_function":
-        return getattr(node.target, "__name__", str(node.target))
-    return str(node.target)

@@ -1,0 +1,162 @@
+"""Planning: turn a composed config into a Plan (typed spec plus built components) before
+anything heavy runs, reporting every problem at once.
+
+`fxflow.config` knows only the schema and how to build a `_target_`; this module knows the
+component kinds (tracers, transforms) and the checks that span sections: transform order,
+devices for partitioning transforms, expectations naming real stages, inputs matching forward.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import pkgutil
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable
+
+import torch
+
+import fxflow.transforms
+from fxflow.config.components import build_component, check_callable_target, known_subclasses
+from fxflow.config.errors import ConfigError, Problem, did_you_mean
+from fxflow.config.schema import RunConfig
+from fxflow.config.validate import validate_schema
+from fxflow.tracers import Tracer
+from fxflow.transforms.base import Transform
+
+BUILTIN_STAGES = ("build", "trace")
+
+
+@dataclass
+class Plan:
+    """A validated run: the typed config plus the built (cheap) components."""
+
+    spec: RunConfig
+    tracer: Tracer
+    transforms: dict[str, Transform]
+    model_factory: Callable[..., Any]
+    reference_factory: Callable[..., Any] | None
+
+    @property
+    def stages(self) -> list[str]:
+        """The steps whose product is a module to check: the trace, then each transform."""
+        return ["trace", *self.transforms]
+
+
+def load_transforms() -> None:
+    """Import every module of `fxflow.transforms`, so error messages can list every transform."""
+    for info in pkgutil.iter_modules(fxflow.transforms.__path__, "fxflow.transforms."):
+        importlib.import_module(info.name)
+
+
+def plan_run(cfg: dict[str, Any], files: Iterable[str] = ()) -> Plan:
+    """Check the whole config; raise ConfigError listing every problem with its dotted path."""
+    load_transforms()
+    spec, partial, broken, problems = validate_schema(cfg)
+
+    tracer = build_component(cfg["tracer"], "tracer", problems, Tracer) if isinstance(cfg.get("tracer"), dict) else None
+    transforms: dict[str, Transform] = {}
+    raw_transforms = cfg.get("transforms") or {}
+    if isinstance(raw_transforms, dict):
+        for name, section in raw_transforms.items():
+            built = build_component(section or {}, f"transforms.{name}", problems, Transform)
+            if built is not None:
+                transforms[name] = built
+
+    model = cfg.get("model") if isinstance(cfg.get("model"), dict) else {}
+    model_factory = None
+    if isinstance(model.get("module"), dict):
+        model_factory = check_callable_target(model["module"], "model.module", problems)
+        if model_factory is not None and isinstance(model.get("inputs"), dict):
+            problems.extend(_input_names(model_factory, model["inputs"]))
+    equivalence = cfg.get("equivalence") if isinstance(cfg.get("equivalence"), dict) else {}
+    reference = equivalence.get("reference")
+    reference_factory = check_callable_target(reference, "equivalence.reference", problems) if reference else None
+
+    if isinstance(raw_transforms, dict) and len(transforms) == len(raw_transforms):
+        problems.extend(_transform_order(transforms))  # a broken transform would make its followers look misordered
+    names_written = list(raw_transforms) if isinstance(raw_transforms, dict) else []
+    problems.extend(_cross_checks(partial, transforms, names_written, broken))
+
+    if problems or spec is None or tracer is None or model_factory is None:
+        raise ConfigError(problems, recipe=str(cfg.get("recipe", "")), files=files)
+    return Plan(spec, tracer, transforms, model_factory, reference_factory)
+
+
+def _input_names(factory: Callable[..., Any], inputs: dict[str, Any]) -> list[Problem]:
+    """Declared inputs must match the parameters of forward (or of the function)."""
+    if not (isinstance(factory, type) and issubclass(factory, torch.nn.Module)):
+        return []  # a factory function: what it returns is only known once built
+    try:
+        params = [p for p in inspect.signature(factory.forward).parameters.values() if p.name != "self"]
+    except (TypeError, ValueError):
+        return []
+    if any(p.kind is p.VAR_KEYWORD for p in params) or any(p.kind is p.VAR_POSITIONAL for p in params):
+        return []
+    names = [p.name for p in params]
+    problems = []
+    for name in inputs:
+        if name not in names:
+            problems.append(Problem(f"model.inputs.{name}", "is not an argument of the model" + did_you_mean(name, names),
+                                    None, ", ".join(names)))
+    for p in params:
+        if p.default is p.empty and p.name not in inputs:
+            problems.append(Problem(f"model.inputs.{p.name}", "is required by the model but not declared", None,
+                                    "shape/dtype/dist or value"))
+    return problems
+
+
+def _transform_order(transforms: dict[str, Transform]) -> list[Problem]:
+    """Each transform's `requires` must be provided by an earlier one (and not invalidated since)."""
+    problems = []
+    have: dict[str, str] = {}
+    for name, transform in transforms.items():
+        for need in transform.requires:
+            if need not in have:
+                givers = sorted({f"{t.__module__}.{t.__name__}" for t in _providers(need)})
+                problems.append(Problem(
+                    f"transforms.{name}", f"needs '{need}' but no earlier transform provides it (misordered or missing step)",
+                    None, "put one of " + ", ".join(givers) + " before it" if givers else ""))
+        for gone in transform.invalidates:
+            have.pop(gone, None)
+        for give in transform.provides:
+            have[give] = name
+    return problems
+
+
+def _providers(need: str) -> list[type]:
+    return [cls for cls in known_subclasses(Transform).values() if need in cls.provides]
+
+
+def _cross_checks(spec: RunConfig, transforms: dict[str, Transform], names_written: list[str],
+                  broken: set[str] = frozenset()) -> list[Problem]:
+    """Checks across sections; stage names come from the config as written, so one broken
+    transform does not also make every expectation about it look wrong."""
+    problems = []
+    stages = [*BUILTIN_STAGES, *names_written]
+    users = [n for n, t in transforms.items() if t.uses_devices]
+    if users and not spec.devices and "devices" not in broken:
+        problems.append(Problem("devices", f"is empty but transforms.{users[0]} partitions over devices", None,
+                                "devices=one_gpu|two_gpu|three_gpu or a mapping"))
+    names: dict[str, str] = {}
+    for key, device in spec.devices.items():
+        name = device.name or key
+        if name in names:
+            problems.append(Problem(f"devices.{key}.name", f"duplicates the name of devices.{names[name]}", name,
+                                    "unique device names"))
+        names[name] = key
+    for key in spec.expect.metrics:
+        if key not in stages:
+            problems.append(Problem(f"expect.metrics.{key}", "names no stage of this recipe" + did_you_mean(key, stages),
+                                    None, ", ".join(stages)))
+    if spec.expect.error and spec.expect.error.stage not in names_written:
+        error = spec.expect.error
+        problems.append(Problem("expect.error.stage", "names no transform of this recipe (only a transform's refusal "
+                                "can be expected)" + did_you_mean(error.stage, names_written), error.stage,
+                                ", ".join(names_written) or "no transforms"))
+    if isinstance(spec.equivalence.stages, list):
+        for stage in spec.equivalence.stages:
+            if stage not in stages[1:]:
+                problems.append(Problem("equivalence.stages", "names no stage of this recipe" + did_you_mean(stage, stages),
+                                        stage, ", ".join(stages[1:])))
+    return problems

@@ -1,0 +1,43 @@
+"""The stage-report interface and the registry the pipeline consults after every stage."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any
+
+from torch.fx import GraphModule
+
+from fxflow.record.writer import RunRecord
+
+
+class StageReport(ABC):
+    """Renders one kind of stage facts: files into the record, renderables for the terminal."""
+
+    @abstractmethod
+    def applies(self, facts: dict[str, Any]) -> bool:
+        """Whether this stage's facts are the kind this report shows."""
+
+    @abstractmethod
+    def write(self, record: RunRecord, stage: str, facts: dict[str, Any], before: Any, after: Any,
+              pictures: bool) -> list[str]:
+        """Write the report's files under `<stage>/`; return their paths relative to the record."""
+
+    @abstractmethod
+    def terminal(self, stage: str, facts: dict[str, Any]) -> list[Any]:
+        """Rich renderables (or plain strings) for the terminal summary."""
+
+
+def stage_reports() -> list[StageReport]:
+    """Every report fxflow knows, in the order they print."""
+    from fxflow.reports.partition import PartitionReport
+
+    return [PartitionReport()]
+
+
+def reports_for(facts: dict[str, Any]) -> list[StageReport]:
+    return [report for report in stage_reports() if report.applies(facts)]
+
+
+def graph_of(module: Any) -> GraphModule | None:
+    """The GraphModule behind a stage's module, if it has one."""
+    return module if isinstance(module, GraphModule) else None
