@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import torch
+from hydra.utils import get_object
 
 from fxflow.config.schema import InputSpec
 
@@ -52,6 +53,13 @@ def make_inputs(specs: dict[str, InputSpec], seed: int) -> InputSet:
 
 
 def make_input(spec: InputSpec, gen: torch.Generator) -> Any:
+    """One value from its declaration; nested items and object fields draw from the same generator."""
+    if spec.items is not None:
+        items = [make_input(item, gen) for item in spec.items]
+        return tuple(items) if spec.container == "tuple" else items
+    if spec.object is not None:
+        fields = {name: make_input(field, gen) for name, field in spec.object.items() if name != "_target_"}
+        return get_object(spec.object["_target_"])(**fields)
     if spec.shape is None:
         return spec.value
     dtype = getattr(torch, spec.dtype)

@@ -3,8 +3,11 @@ names for what a node calls."""
 
 from __future__ import annotations
 
+from collections import Counter
+
 import torch
 from torch.fx import Node
+from torch.fx.node import _get_qualified_name
 
 # Nodes that hold inputs, constants or the result rather than computing something.
 NON_COMPUTE_OPS = frozenset({"placeholder", "get_attr", "output"})
@@ -27,3 +30,47 @@ def node_sizes(gm: torch.fx.GraphModule) -> dict[str, dict[str, int]]:
         if size is not None:
             sizes[node.name] = {"output_bytes": int(size.output_size), "total_bytes": int(size.total_size)}
     return sizes
+
+
+def qualified_target(node: Node, modules: dict[str, torch.nn.Module]) -> str:
+    """`op:qualified name` of what a node calls; qualified because `torch.add` and `operator.add`
+    share a `__name__`. Modules are named by class (`call_module:torch.nn.BatchNorm2d`)."""
+    if node.op == "call_function":
+        name = _get_qualified_name(node.target) if callable(node.target) else str(node.target)
+        return f"call_function:{name.replace('_operator.', 'operator.', 1) if name.startswith('_operator.') else name}"
+    if node.op == "call_module":
+        cls = type(modules[node.target])
+        public = getattr(torch.nn, cls.__name__, None) is cls
+        return f"call_module:{'torch.nn.' + cls.__name__ if public else cls.__module__ + '.' + cls.__qualname__}"
+    if node.op == "call_method":
+        return f"call_method:{node.target}"
+    return node.op
+
+
+def graph_facts(module: object) -> dict[str, object]:
+    """What a stage's graph holds, for expectations: node count, ops, qualified targets with
+    counts, placeholders and whether `Graph.lint` accepts it. Non-graph stages (a scripted or
+    re-imported module) record only their class."""
+    if not isinstance(module, torch.fx.GraphModule):
+        return {"module": f"{type(module).__module__}.{type(module).__qualname__}"}
+    facts: dict[str, object] = {"module": "GraphModule"}
+    modules = dict(module.named_modules())
+    nodes = list(module.graph.nodes)
+    targets = [qualified_target(n, modules) for n in nodes if n.op.startswith("call_")]
+    facts.update({
+        "node_count": len(nodes),
+        "ops": dict(sorted(Counter(n.op for n in nodes).items())),
+        "targets": sorted(set(targets)),
+        "target_counts": dict(sorted(Counter(targets).items())),
+        "placeholders": [n.name for n in nodes if n.op == "placeholder"],
+        "lint": _lint(module.graph),
+    })
+    return facts
+
+
+def _lint(graph: torch.fx.Graph) -> str:
+    try:
+        graph.lint()
+    except Exception as exc:  # noqa: BLE001 - the message is the fact
+        return f"{type(exc).__name__}: {exc}"
+    return "ok"

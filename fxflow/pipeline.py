@@ -19,16 +19,18 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from fxflow.checks.equivalence import Reference, check_equivalence
-from fxflow.checks.expectations import check_error, check_metrics
+from fxflow.checks.expectations import check_error, check_metrics, check_raises
 from fxflow.checks.result import Check
 from fxflow.config.errors import ConfigError
 from fxflow.config.validate import resolve
 from fxflow.facts import flatten
 from fxflow.inputs import InputSet, input_sets, make_inputs
+from fxflow.nodes import graph_facts
 from fxflow.plan import Plan, plan_run
 from fxflow.record.graphs import write_stage_graph
 from fxflow.record.writer import RunRecord
 from fxflow.reports.stage import reports_for
+from fxflow.requirements import RequirementMissing, unmet
 from fxflow.run_state import RunState
 from fxflow.transforms.base import StageContext
 
@@ -63,6 +65,9 @@ def run_job(cfg: DictConfig | dict[str, Any], run_dir: Path, overrides: list[str
         state.error = {"stage": "config", "type": "ConfigError", "message": exc.render(),
                        "problems": [p.render() for p in exc.problems]}
         log.error(exc.render())
+    except RequirementMissing as exc:
+        state.skipped = f"{state.step}: {exc}"
+        log.warning("skipped: %s", state.skipped)
     except StepError as exc:
         state.error = {"stage": exc.step, "type": type(exc.cause).__name__, "message": str(exc)}
         log.error("step %s failed: %s\n%s", exc.step, exc, "".join(traceback.format_exception(exc.cause)))
@@ -77,6 +82,10 @@ def run_job(cfg: DictConfig | dict[str, Any], run_dir: Path, overrides: list[str
 
 
 def _execute(plan: Plan, record: RunRecord, state: RunState) -> None:
+    missing = unmet(plan.spec.requires) + unmet(plan.spec.model.requires)
+    if missing:
+        state.step = "requires"
+        raise RequirementMissing("; ".join(missing))
     pictures = plan.spec.report.pictures
     model, inputs = _build(plan, state)
     gm = _trace(plan, model, inputs, state)
@@ -84,9 +93,9 @@ def _execute(plan: Plan, record: RunRecord, state: RunState) -> None:
     judge = _Equivalence(plan, model)
     if "trace" in judge.stages:
         state.checks.append(judge("trace", gm))
-    last_good, failure = _apply_transforms(plan, gm, inputs, record, state, judge, pictures)
+    modules, failure = _apply_transforms(plan, gm, inputs, record, state, judge, pictures)
     with state.timed("checks"):
-        _settle_checks(plan, last_good, failure, judge, state)
+        _settle_checks(plan, modules, failure, judge, state)
 
 
 def _build(plan: Plan, state: RunState) -> tuple[Any, InputSet]:
@@ -122,33 +131,39 @@ class _Failure:
 
 
 def _apply_transforms(plan: Plan, gm: Any, inputs: InputSet, record: RunRecord, state: RunState,
-                      judge: "_Equivalence", pictures: bool) -> tuple[tuple[str, Any], _Failure | None]:
-    """Apply each transform in order, recording and checking each stage; stop at the first that raises."""
+                      judge: "_Equivalence", pictures: bool) -> tuple[dict[str, Any], _Failure | None]:
+    """Apply each transform in order, recording and checking each stage; stop at the first that raises.
+    Returns every completed stage's module by name (trace first) and the failure, if any."""
     devices = [d.model_copy(update={"name": d.name or key}) for key, d in plan.spec.devices.items()]
-    last_good: tuple[str, Any] = ("trace", gm)
+    modules: dict[str, Any] = {"trace": gm}
     for index, (name, transform) in enumerate(plan.transforms.items(), start=1):
         ctx = StageContext(name, inputs, devices, record.path(name))
         try:
             with state.timed(f"transform.{name}", step=name):
                 out = transform.apply(gm, ctx)
+        except RequirementMissing:
+            raise
         except Exception as exc:  # noqa: BLE001 - judged against expect.error in _settle_checks
             state.facts[name] = ctx.facts
             log.info("stage %s raised %s: %s", name, type(exc).__name__, exc)
-            return last_good, _Failure(name, exc)
+            return modules, _Failure(name, exc)
         state.facts[name] = ctx.facts
         state.stages.append(name)
+        if transform.probe:
+            state.notes.append(f"{name} is a probe: it inspects without changing the module, so equivalence "
+                               "does not apply to it")
         _record_stage(record, state, index, name, gm, out, pictures)
-        gm = out
-        last_good = (name, out)
+        gm = modules[name] = out
         if name in judge.stages:
             with state.timed(f"check.{name}", step=name):
                 state.checks.append(judge(name, out))
-    return last_good, None
+    return modules, None
 
 
 def _record_stage(record: RunRecord, state: RunState, index: int, name: str, before: Any, after: Any,
                   pictures: bool) -> None:
-    """The stage's graph files and the reports its facts call for."""
+    """The stage's graph facts and files, and the reports its facts call for."""
+    state.facts.setdefault(name, {})["graph"] = graph_facts(after)
     files = []
     if isinstance(after, torch.fx.GraphModule):
         files += write_stage_graph(record, index, name, after)
@@ -158,19 +173,27 @@ def _record_stage(record: RunRecord, state: RunState, index: int, name: str, bef
     state.files[name] = files
 
 
-def _settle_checks(plan: Plan, last_good: tuple[str, Any], failure: _Failure | None, judge: "_Equivalence",
+def _settle_checks(plan: Plan, modules: dict[str, Any], failure: _Failure | None, judge: "_Equivalence",
                    state: RunState) -> None:
-    """Judge a refusal against `expect.error`, prove the last good stage, then the expected figures."""
+    """Judge a refusal against `expect.error`, prove the last good stage, check expected raises,
+    then the expected figures."""
     expected = plan.spec.expect.error
     error_check = check_error(expected, failure.stage if failure else None, failure.error if failure else None)
     if failure and (error_check is None or not error_check.passed):
         transform = plan.transforms[failure.stage]
         raise StepError(failure.stage, f"transforms.{failure.stage} ({type(transform).__name__}) failed: "
                         f"{type(failure.error).__name__}: {failure.error}", failure.error)
-    if failure and last_good[0] not in judge.stages:
-        state.checks.append(judge(*last_good))  # the refusal was the point; still prove what did complete
+    last_good = [stage for stage in modules if stage in plan.comparable_stages][-1]
+    if failure and last_good not in judge.stages:
+        state.checks.append(judge(last_good, modules[last_good]))  # the refusal was the point; prove what completed
     if error_check is not None:
         state.checks.append(error_check)
+    for index, raise_ in enumerate(plan.spec.expect.raises):
+        stage = raise_.stage or list(modules)[-1]
+        inputs = make_inputs({**plan.spec.model.inputs, **raise_.inputs}, plan.spec.seed)
+        name = f"raises.{stage}" + (f".{index}" if len(plan.spec.expect.raises) > 1 else "")
+        state.checks.append(check_raises(name, stage, modules[stage], judge.reference if raise_.reference else None,
+                                         inputs, judge.replay, raise_))
     state.checks.extend(check_metrics(flatten(state.facts), plan.spec.expect.metrics))
 
 
@@ -184,9 +207,9 @@ class _Equivalence:
         self.replay = plan.spec.seed + TRACE_RNG_OFFSET if spec.replay_rng else None
         self.tolerances = spec.tolerances
         if spec.stages == "all":
-            self.stages = set(plan.stages)
+            self.stages = set(plan.comparable_stages)
         elif spec.stages == "final":
-            self.stages = {plan.stages[-1]}
+            self.stages = {plan.comparable_stages[-1]}
         else:
             self.stages = set(spec.stages)
 

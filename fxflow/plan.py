@@ -39,8 +39,13 @@ class Plan:
 
     @property
     def stages(self) -> list[str]:
-        """The steps whose product is a module to check: the trace, then each transform."""
+        """The steps whose product is a module: the trace, then each transform."""
         return ["trace", *self.transforms]
+
+    @property
+    def comparable_stages(self) -> list[str]:
+        """Stages equivalence applies to: all but probes, which inspect without changing the module."""
+        return ["trace", *(name for name, t in self.transforms.items() if not t.probe)]
 
 
 def load_transforms() -> None:
@@ -154,9 +159,18 @@ def _cross_checks(spec: RunConfig, transforms: dict[str, Transform], names_writt
         problems.append(Problem("expect.error.stage", "names no transform of this recipe (only a transform's refusal "
                                 "can be expected)" + did_you_mean(error.stage, names_written), error.stage,
                                 ", ".join(names_written) or "no transforms"))
+    probes = [n for n, t in transforms.items() if t.probe]
+    comparable = [s for s in stages[1:] if s not in probes]
     if isinstance(spec.equivalence.stages, list):
         for stage in spec.equivalence.stages:
-            if stage not in stages[1:]:
+            if stage in probes:
+                problems.append(Problem("equivalence.stages", f"names probe '{stage}', which inspects without changing "
+                                        "the module: equivalence does not apply to it", stage, ", ".join(comparable)))
+            elif stage not in stages[1:]:
                 problems.append(Problem("equivalence.stages", "names no stage of this recipe" + did_you_mean(stage, stages),
-                                        stage, ", ".join(stages[1:])))
+                                        stage, ", ".join(comparable)))
+    for index, raise_ in enumerate(spec.expect.raises):
+        if raise_.stage is not None and raise_.stage not in stages[1:]:
+            problems.append(Problem(f"expect.raises.{index}.stage", "names no stage of this recipe"
+                                    + did_you_mean(raise_.stage, stages), raise_.stage, ", ".join(stages[1:])))
     return problems

@@ -34,6 +34,8 @@ class RunState:
     stages: list[str] = field(default_factory=list)
     files: dict[str, list[str]] = field(default_factory=dict)
     error: dict[str, Any] | None = None
+    skipped: str | None = None
+    notes: list[str] = field(default_factory=list)
     report: list[Any] = field(default_factory=list)
 
     @contextmanager
@@ -47,9 +49,12 @@ class RunState:
             self.timings[name] = round(time.perf_counter() - start, 6)
 
     def settle(self) -> None:
-        """Final status: error if something broke, else passed only when every check holds."""
+        """Final status: error if something broke, skipped if the machine lacks a requirement,
+        else passed only when every check holds."""
         if self.error is not None:
             self.status = "error"
+        elif self.skipped is not None:
+            self.status = "skipped"
         else:
             self.status = "passed" if self.checks and all(c.passed for c in self.checks) else "failed"
 
@@ -63,6 +68,8 @@ class RunState:
             "timings": self.timings,
             "files": self.files,
             "error": self.error,
+            "skipped": self.skipped,
+            "notes": self.notes,
             "versions": {"python": platform.python_version(), "torch": torch.__version__, "fxflow": fxflow.__version__},
             "overrides": self.overrides,
             "run_dir": str(run_dir),

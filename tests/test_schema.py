@@ -299,7 +299,7 @@ def test_input_with_neither_shape_nor_value():
 
 
 def test_input_with_both_shape_and_value():
-    with pytest.raises(ValidationError, match="not both"):
+    with pytest.raises(ValidationError, match="exactly one of.*got shape, value"):
         InputSpec(shape=[2], value=3)
 
 

@@ -63,7 +63,14 @@ class DeviceSpec(Strict):
 
 
 class InputSpec(Strict):
-    """One example input, declared by argument name: a tensor recipe or a literal value."""
+    """One example input, declared by argument name. Exactly one kind:
+
+    - a tensor: `shape` with `dtype`, `dist` (rand, randn, randint with `low`/`high`, zeros, ones);
+    - a literal: `value` (an int, a string, None ...);
+    - a list or tuple of inputs: `items` (each an input declaration) with `container`;
+    - an object: `object: {_target_: pkg.Class, field: <input declaration>, ...}`, built with
+      the declared fields as keyword arguments (a NamedTuple, a small data class).
+    """
 
     shape: list[NonNegativeInt] | None = None
     dtype: Literal[DTYPES] = "float32"  # type: ignore[valid-type]
@@ -71,16 +78,24 @@ class InputSpec(Strict):
     low: int = 0
     high: int | None = None
     value: Any = None
+    items: list["InputSpec"] | None = None
+    container: Literal["list", "tuple"] = "list"
+    object: dict[str, Any] | None = None
     keyword: bool = False  # pass by name (for `**kwargs` forwards) instead of by position
 
     @model_validator(mode="after")
     def _one_kind(self) -> "InputSpec":
-        has_value = "value" in self.model_fields_set
-        if (self.shape is None) == (not has_value):
+        kinds = [k for k in ("shape", "value", "items", "object") if k in self.model_fields_set]
+        if len(kinds) != 1:
             raise PydanticCustomError(
                 "input_kind",
-                "an input needs either `shape` (a tensor) or `value` (a literal), not both and not neither",
-            )
+                "an input needs exactly one of `shape` (a tensor), `value` (a literal), `items` (a list or tuple "
+                "of inputs) or `object` ({_target_: Class, field: input}); got {kinds}",
+                {"kinds": ", ".join(kinds) or "none"})
+        if self.object is not None:
+            if not isinstance(self.object.get("_target_"), str):
+                raise PydanticCustomError("input_object", "`object` needs `_target_: package.Class`")
+            self.object = {k: v if k == "_target_" else InputSpec.model_validate(v) for k, v in self.object.items()}
         if self.dist == "randint":
             if self.high is None:
                 raise PydanticCustomError("randint_high", "dist=randint needs `high` (exclusive upper bound)")
@@ -93,6 +108,14 @@ class InputSpec(Strict):
         return self
 
 
+class Requirements(Strict):
+    """What a recipe or model needs from the machine; where something is missing the run is
+    `skipped` with the reason instead of failing."""
+
+    packages: list[str] = []   # importable module names, e.g. torchvision
+    mkldnn: bool = False       # torch.backends.mkldnn enabled and available
+    cuda: bool = False         # at least one CUDA device
+
 class ModelSpec(Strict):
     """How to build the module (or function) under study and its example inputs."""
 
@@ -100,6 +123,7 @@ class ModelSpec(Strict):
     module: dict[str, Any]
     inputs: dict[str, InputSpec]
     train: bool = False
+    requires: Requirements = Requirements()
 
 
 class Tolerance(Strict):
@@ -133,9 +157,31 @@ class ExpectedError(Strict):
         return self
 
 
+class ExpectedRaise(Strict):
+    """Calling a stage's module (and, with `reference`, the reference) on other inputs must raise.
+
+    `inputs` override the declared inputs by name (same declaration form); `stage` defaults to
+    the last stage."""
+
+    stage: str | None = None
+    inputs: dict[str, InputSpec] = {}
+    type: str = "Exception"
+    match: str = ""
+    reference: bool = True
+
+    @model_validator(mode="after")
+    def _regex(self) -> "ExpectedRaise":
+        try:
+            re.compile(self.match)
+        except re.error as exc:
+            raise PydanticCustomError("regex", "`match` is not a valid regular expression: {err}", {"err": str(exc)})
+        return self
+
+
 class ExpectSpec(Strict):
     metrics: dict[str, Any] = {}
     error: ExpectedError | None = None
+    raises: list[ExpectedRaise] = []
 
 
 class ReportSpec(Strict):
@@ -150,6 +196,7 @@ class RunConfig(Strict):
     recipe: str
     description: str = ""
     reproduces: list[str] = []  # the torch tests (test_fx_experimental.py::NAME) this recipe expresses
+    requires: Requirements = Requirements()
     seed: int = 0
     model: ModelSpec
     devices: dict[str, DeviceSpec] = {}

@@ -11,7 +11,7 @@ from rich.table import Table
 
 from fxflow.checks.result import Check
 
-_STYLE = {"passed": "bold green", "failed": "bold red", "error": "bold red"}
+_STYLE = {"passed": "bold green", "failed": "bold red", "error": "bold red", "skipped": "bold yellow"}
 
 
 def print_outcome(state: Any, run_dir: Path, console: Console | None = None) -> None:
@@ -35,6 +35,10 @@ def print_outcome(state: Any, run_dir: Path, console: Console | None = None) -> 
             mark = "[green]pass[/]" if check.passed else "[red]FAIL[/]"
             checks.add_row(escape(check.name), mark, escape(describe(check)))
         console.print(checks)
+    for note in state.notes:
+        console.print(escape(note), highlight=False)
+    if state.skipped:
+        console.print(f"[bold yellow]skipped[/] {escape(state.skipped)}", highlight=False)
     if state.error:
         console.print(f"[bold red]error[/] at {escape(state.error['stage'])}: {escape(state.error['message'])}",
                       highlight=False)

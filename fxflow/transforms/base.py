@@ -48,6 +48,7 @@ class Transform(BaseModel, ABC):
         provides = ("node_sizes",)
         invalidates = ("node_sizes",)  # a step that builds a new graph drops its sizes
         uses_devices = True          # the run's device list must not be empty
+        probe = True                 # inspects without changing the module: equivalence does not apply
     """
 
     model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
@@ -56,6 +57,7 @@ class Transform(BaseModel, ABC):
     provides: ClassVar[tuple[str, ...]] = ()
     invalidates: ClassVar[tuple[str, ...]] = ()
     uses_devices: ClassVar[bool] = False
+    probe: ClassVar[bool] = False
 
     @abstractmethod
     def apply(self, gm: GraphModule, ctx: StageContext) -> GraphModule | Callable[..., Any]:
