@@ -19,9 +19,11 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from fxflow.checks.equivalence import Reference, check_equivalence
-from fxflow.checks.expectations import check_error, check_metrics
+from fxflow.checks.expectations import check_error, check_metrics, flatten_expectations
+from fxflow.checks.scenario import scenario_changes
 from fxflow.checks.result import Check
 from fxflow.config.errors import ConfigError
+from fxflow.config.schema import ReportSpec
 from fxflow.config.validate import resolve
 from fxflow.facts import flatten
 from fxflow.inputs import InputSet, input_sets, make_inputs
@@ -56,6 +58,7 @@ def run_job(cfg: DictConfig | dict[str, Any], run_dir: Path, overrides: list[str
         with state.timed("validate"):
             container = resolve(cfg)
             plan = plan_run(container, files)
+        _judging(plan, state)
         record.write_text("config.yaml", OmegaConf.to_yaml(container))
         _execute(plan, record, state)
     except ConfigError as exc:
@@ -76,15 +79,25 @@ def run_job(cfg: DictConfig | dict[str, Any], run_dir: Path, overrides: list[str
     return state
 
 
+def _judging(plan: Plan, state: RunState) -> None:
+    """What this run is judged by: the recipe's pinned figures bind a run of the recipe as written
+    (or with expect.strict); an exploration shows them and lets equivalence decide."""
+    state.model = plan.spec.model.name or ""
+    state.scenario_changes = scenario_changes(state.overrides)
+    state.pinned_binding = plan.spec.expect.strict or not state.scenario_changes
+    state.key_metrics = plan.spec.report.key_metrics or [
+        key for key in flatten_expectations(plan.spec.expect.metrics) if "*" not in key]
+
+
 def _execute(plan: Plan, record: RunRecord, state: RunState) -> None:
-    pictures = plan.spec.report.pictures
+    options = plan.spec.report
     model, inputs = _build(plan, state)
     gm = _trace(plan, model, inputs, state)
-    _record_stage(record, state, 0, "trace", None, gm, pictures)
+    _record_stage(record, state, 0, "trace", None, gm, options)
     judge = _Equivalence(plan, model)
     if "trace" in judge.stages:
         state.checks.append(judge("trace", gm))
-    last_good, failure = _apply_transforms(plan, gm, inputs, record, state, judge, pictures)
+    last_good, failure = _apply_transforms(plan, gm, inputs, record, state, judge, options)
     with state.timed("checks"):
         _settle_checks(plan, last_good, failure, judge, state)
 
@@ -122,7 +135,7 @@ class _Failure:
 
 
 def _apply_transforms(plan: Plan, gm: Any, inputs: InputSet, record: RunRecord, state: RunState,
-                      judge: "_Equivalence", pictures: bool) -> tuple[tuple[str, Any], _Failure | None]:
+                      judge: "_Equivalence", options: ReportSpec) -> tuple[tuple[str, Any], _Failure | None]:
     """Apply each transform in order, recording and checking each stage; stop at the first that raises."""
     devices = [d.model_copy(update={"name": d.name or key}) for key, d in plan.spec.devices.items()]
     last_good: tuple[str, Any] = ("trace", gm)
@@ -137,7 +150,7 @@ def _apply_transforms(plan: Plan, gm: Any, inputs: InputSet, record: RunRecord, 
             return last_good, _Failure(name, exc)
         state.facts[name] = ctx.facts
         state.stages.append(name)
-        _record_stage(record, state, index, name, gm, out, pictures)
+        _record_stage(record, state, index, name, gm, out, options)
         gm = out
         last_good = (name, out)
         if name in judge.stages:
@@ -147,13 +160,13 @@ def _apply_transforms(plan: Plan, gm: Any, inputs: InputSet, record: RunRecord, 
 
 
 def _record_stage(record: RunRecord, state: RunState, index: int, name: str, before: Any, after: Any,
-                  pictures: bool) -> None:
+                  options: ReportSpec) -> None:
     """The stage's graph files and the reports its facts call for."""
     files = []
     if isinstance(after, torch.fx.GraphModule):
         files += write_stage_graph(record, index, name, after)
     for report in reports_for(state.facts.get(name, {})):
-        files += report.write(record, name, state.facts[name], before, after, pictures)
+        files += report.write(record, name, state.facts[name], before, after, options)
         state.report.extend(report.terminal(name, state.facts[name]))
     state.files[name] = files
 
@@ -169,9 +182,10 @@ def _settle_checks(plan: Plan, last_good: tuple[str, Any], failure: _Failure | N
                         f"{type(failure.error).__name__}: {failure.error}", failure.error)
     if failure and last_good[0] not in judge.stages:
         state.checks.append(judge(*last_good))  # the refusal was the point; still prove what did complete
-    if error_check is not None:
-        state.checks.append(error_check)
-    state.checks.extend(check_metrics(flatten(state.facts), plan.spec.expect.metrics))
+    pinned = ([error_check] if error_check is not None else []) + check_metrics(flatten(state.facts), plan.spec.expect.metrics)
+    for check in pinned:
+        check.binding = state.pinned_binding
+    state.checks.extend(pinned)
 
 
 class _Equivalence:
