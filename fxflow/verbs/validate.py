@@ -12,6 +12,9 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass, field
 
+from pathlib import Path
+
+import yaml
 from hydra.errors import HydraException
 from omegaconf.errors import OmegaConfBaseException
 from rich.console import Console
@@ -68,6 +71,11 @@ def check_recipe(recipe: str, overrides: list[str] = ()) -> Verdict:
     verdict = Verdict(recipe)
     try:
         verdict.composed = compose_with_origins(recipe, overrides)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = shown(Path(mark.name)) if mark is not None else ""
+        verdict.problems.append((f"not valid YAML: {' '.join(str(exc).split())}", where))
+        return verdict
     except (HydraException, OmegaConfBaseException) as exc:
         unreadable = unreadable_recipes().get(recipe)
         if unreadable:
