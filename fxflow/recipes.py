@@ -18,6 +18,7 @@ from omegaconf import OmegaConf
 from fxflow.paths import recipe_dirs
 
 _unreadable: dict[str, tuple[Path, str]] = {}
+_registered: tuple = ()  # (name, file, modification time) of what the ConfigStore holds now
 
 
 def recipe_files(folder: Path | None = None) -> dict[str, Path]:
@@ -34,11 +35,16 @@ def register_recipes(folder: Path | None = None) -> list[str]:
     A file that is not valid YAML is left out and remembered (`unreadable_recipes`), so one
     broken user file never stops the others from composing.
     """
+    global _registered
+    files = recipe_files(folder)
+    key = tuple((name, str(path), path.stat().st_mtime_ns) for name, path in files.items())
     store = ConfigStore.instance()
+    if key == _registered and "recipe" in store.repo:
+        return [name for name in files if name not in _unreadable]
     store.repo.pop("recipe", None)  # a user folder of an earlier call (another working folder) no longer counts
     _unreadable.clear()
     names = []
-    for name, path in recipe_files(folder).items():
+    for name, path in files.items():
         try:
             node = OmegaConf.load(path)
         except Exception as exc:  # noqa: BLE001 - yaml and OmegaConf raise several kinds
@@ -46,6 +52,7 @@ def register_recipes(folder: Path | None = None) -> list[str]:
             continue
         store.store(group="recipe", name=name, node=node, package="_global_")
         names.append(name)
+    _registered = key
     return names
 
 

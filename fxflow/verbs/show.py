@@ -27,7 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, console: Console) -> int:
-    verdict = check_recipe(args.recipe, args.overrides)
+    verdict = check_recipe(args.recipe, args.overrides, with_origins=True)
     if verdict.composed is not None:
         composed = verdict.composed
         description = OmegaConf.select(composed.cfg, "description", default="")

@@ -66,11 +66,12 @@ def run(args: argparse.Namespace, console: Console) -> int:
     return 1 if bad else 0
 
 
-def check_recipe(recipe: str, overrides: list[str] = ()) -> Verdict:
-    """Compose and plan one recipe; never raises for a bad config."""
+def check_recipe(recipe: str, overrides: list[str] = (), with_origins: bool = False) -> Verdict:
+    """Compose and plan one recipe; never raises for a bad config. Where values came from is traced
+    when asked for, or when there are problems to place."""
     verdict = Verdict(recipe)
     try:
-        verdict.composed = compose_with_origins(recipe, overrides)
+        verdict.composed = compose_with_origins(recipe, overrides, origins=with_origins)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = shown(Path(mark.name)) if mark is not None else ""
@@ -87,6 +88,8 @@ def check_recipe(recipe: str, overrides: list[str] = ()) -> Verdict:
     try:
         plan_run(resolve(verdict.composed.cfg), verdict.composed.files)
     except ConfigError as exc:
+        if not verdict.composed.origins:
+            verdict.composed = compose_with_origins(recipe, overrides)
         verdict.problems = [(p.render(), origin_of(p, verdict.composed)) for p in exc.problems]
     return verdict
 
