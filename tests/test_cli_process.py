@@ -73,7 +73,11 @@ def test_readme_sweep_with_joblib_leaves_one_summary_that_a_rerun_skips(tmp_path
 
 
 def test_verbs_run_before_hydra_sees_the_line(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "fxflow", "validate", "--all"], cwd=tmp_path,
+    import fxflow
+
+    proc = subprocess.run([sys.executable, "-m", "fxflow", "ls", "devices"], cwd=tmp_path,
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
-    assert "recipe(s) valid" in proc.stdout and "missing EQUAL" not in proc.stderr
+    assert "three_of_1500b" in proc.stdout and "missing EQUAL" not in proc.stderr
+    version = subprocess.run([sys.executable, "-m", "fxflow", "--version"], capture_output=True, text=True, timeout=300)
+    assert version.returncode == 0 and version.stdout.startswith(f"fxflow {fxflow.__version__} ")

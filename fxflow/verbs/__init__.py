@@ -37,10 +37,16 @@ def is_verb(argv: Sequence[str]) -> bool:
 
 
 def version_text() -> str:
-    import hydra
-    import torch
+    """fxflow's version, with the torch and Hydra it runs on (read without importing torch)."""
+    from importlib.metadata import PackageNotFoundError, version
 
-    return f"fxflow {fxflow.__version__} (torch {torch.__version__}, hydra-core {hydra.__version__})"
+    def installed(name: str) -> str:
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            return "not installed"
+
+    return f"fxflow {fxflow.__version__} (torch {installed('torch')}, hydra-core {installed('hydra-core')})"
 
 
 def parser() -> argparse.ArgumentParser:
