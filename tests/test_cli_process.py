@@ -49,25 +49,37 @@ def test_cfg_job_prints_composed_config(tmp_path):
     assert not (tmp_path / "outputs").exists()
 
 
-def test_readme_sweep_with_joblib_leaves_one_summary_that_a_rerun_skips(tmp_path):
+def test_readme_sweep_with_joblib_leaves_one_summary_that_a_rerun_skips(tmp_path, monkeypatch):
+    """The README's sweep through fxflow's entry point with joblib's worker processes (started from
+    this process, so only the workers pay Python's start-up), then the identical sweep again."""
+    from hydra.core.global_hydra import GlobalHydra
     from test_readme import sweep_command
 
+    from fxflow.cli import main
+
     sweep = tmp_path / "sweep"
-    command = [sys.executable, "-m", "fxflow", *sweep_command(), "report.pictures=false", "hydra/launcher=joblib",
-               f"hydra.sweep.dir={sweep}"]
-    proc = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    monkeypatch.chdir(tmp_path)
+    argv = [*sweep_command(), "report.pictures=false", "hydra/launcher=joblib", f"hydra.sweep.dir={sweep}"]
+
+    def run() -> int:
+        GlobalHydra.instance().clear()
+        with pytest.raises(SystemExit) as exit_info:
+            main(list(argv))
+        GlobalHydra.instance().clear()
+        return exit_info.value.code
+
+    assert run() == 0
     assert not (tmp_path / "outputs").exists()  # the one sweep folder is the one named
     rows = json.loads((sweep / "sweep_summary.json").read_text())["jobs"]
-    assert len(rows) == 4 and {(sweep / "sweep_summary.csv").is_file(), (sweep / "sweep_summary.png").is_file()} == {True}
+    assert len(rows) == 4 and (sweep / "sweep_summary.csv").is_file() and (sweep / "sweep_summary.png").is_file()
     for row in rows:
         summary = json.loads((sweep / str(row["job"]) / "summary.json").read_text())
         assert (row["status"], row["overrides"]) == (summary["status"], summary["overrides"])
         assert row["metrics"] == {k: summary["metrics"][k] for k in summary["key_metrics"]}
+        assert summary["run_dir"] == str(sweep / str(row["job"]))
     figures = {(r["metrics"]["partition.num_partitions"], r["metrics"]["partition.critical_path_latency"]) for r in rows}
     assert len(figures) == 4  # device count and mode change the partition count and the critical path
-    again = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=600)
-    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    assert run() == 0
     rows = json.loads((sweep / "sweep_summary.json").read_text())["jobs"]
     assert all(row["earlier"] and row["status"] == "passed" for row in rows)
 
