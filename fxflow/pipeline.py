@@ -19,9 +19,11 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from fxflow.checks.equivalence import Reference, check_equivalence
-from fxflow.checks.expectations import check_error, check_metrics, check_raises
+from fxflow.checks.expectations import check_error, check_metrics, check_raises, flatten_expectations
+from fxflow.checks.scenario import scenario_changes
 from fxflow.checks.result import Check
 from fxflow.config.errors import ConfigError
+from fxflow.config.schema import ReportSpec
 from fxflow.config.validate import resolve
 from fxflow.facts import flatten
 from fxflow.inputs import InputSet, input_sets, make_inputs
@@ -58,6 +60,7 @@ def run_job(cfg: DictConfig | dict[str, Any], run_dir: Path, overrides: list[str
         with state.timed("validate"):
             container = resolve(cfg)
             plan = plan_run(container, files)
+        _judging(plan, state)
         record.write_text("config.yaml", OmegaConf.to_yaml(container))
         _execute(plan, record, state)
     except ConfigError as exc:
@@ -81,19 +84,29 @@ def run_job(cfg: DictConfig | dict[str, Any], run_dir: Path, overrides: list[str
     return state
 
 
+def _judging(plan: Plan, state: RunState) -> None:
+    """What this run is judged by: the recipe's pinned figures bind a run of the recipe as written
+    (or with expect.strict); an exploration shows them and lets equivalence decide."""
+    state.model = plan.spec.model.name or ""
+    state.scenario_changes = scenario_changes(state.overrides)
+    state.pinned_binding = plan.spec.expect.strict or not state.scenario_changes
+    state.key_metrics = plan.spec.report.key_metrics or [
+        key for key in flatten_expectations(plan.spec.expect.metrics) if "*" not in key]
+
+
 def _execute(plan: Plan, record: RunRecord, state: RunState) -> None:
     missing = unmet(plan.spec.requires) + unmet(plan.spec.model.requires)
     if missing:
         state.step = "requires"
         raise RequirementMissing("; ".join(missing))
-    pictures = plan.spec.report.pictures
+    options = plan.spec.report
     model, inputs = _build(plan, state)
     gm = _trace(plan, model, inputs, state)
-    _record_stage(record, state, 0, "trace", None, gm, pictures)
+    _record_stage(record, state, 0, "trace", None, gm, options)
     judge = _Equivalence(plan, model)
     if "trace" in judge.stages:
         state.checks.append(judge("trace", gm))
-    modules, failure = _apply_transforms(plan, gm, inputs, record, state, judge, pictures)
+    modules, failure = _apply_transforms(plan, gm, inputs, record, state, judge, options)
     with state.timed("checks"):
         _settle_checks(plan, modules, failure, judge, state)
 
@@ -131,7 +144,7 @@ class _Failure:
 
 
 def _apply_transforms(plan: Plan, gm: Any, inputs: InputSet, record: RunRecord, state: RunState,
-                      judge: "_Equivalence", pictures: bool) -> tuple[dict[str, Any], _Failure | None]:
+                      judge: "_Equivalence", options: ReportSpec) -> tuple[dict[str, Any], _Failure | None]:
     """Apply each transform in order, recording and checking each stage; stop at the first that raises.
     Returns every completed stage's module by name (trace first) and the failure, if any."""
     devices = [d.model_copy(update={"name": d.name or key}) for key, d in plan.spec.devices.items()]
@@ -152,7 +165,7 @@ def _apply_transforms(plan: Plan, gm: Any, inputs: InputSet, record: RunRecord, 
         if transform.probe:
             state.notes.append(f"{name} is a probe: it inspects without changing the module, so equivalence "
                                "does not apply to it")
-        _record_stage(record, state, index, name, gm, out, pictures)
+        _record_stage(record, state, index, name, gm, out, options)
         gm = modules[name] = out
         if name in judge.stages:
             with state.timed(f"check.{name}", step=name):
@@ -161,14 +174,14 @@ def _apply_transforms(plan: Plan, gm: Any, inputs: InputSet, record: RunRecord, 
 
 
 def _record_stage(record: RunRecord, state: RunState, index: int, name: str, before: Any, after: Any,
-                  pictures: bool) -> None:
+                  options: ReportSpec) -> None:
     """The stage's graph facts and files, and the reports its facts call for."""
     state.facts.setdefault(name, {})["graph"] = graph_facts(after)
     files = []
     if isinstance(after, torch.fx.GraphModule):
         files += write_stage_graph(record, index, name, after)
     for report in reports_for(state.facts.get(name, {})):
-        files += report.write(record, name, state.facts[name], before, after, pictures)
+        files += report.write(record, name, state.facts[name], before, after, options)
         state.report.extend(report.terminal(name, state.facts[name]))
     state.files[name] = files
 
@@ -186,15 +199,17 @@ def _settle_checks(plan: Plan, modules: dict[str, Any], failure: _Failure | None
     last_good = [stage for stage in modules if stage in plan.comparable_stages][-1]
     if failure and last_good not in judge.stages:
         state.checks.append(judge(last_good, modules[last_good]))  # the refusal was the point; prove what completed
-    if error_check is not None:
-        state.checks.append(error_check)
+    pinned = [error_check] if error_check is not None else []
     for index, raise_ in enumerate(plan.spec.expect.raises):
         stage = raise_.stage or list(modules)[-1]
         inputs = make_inputs({**plan.spec.model.inputs, **raise_.inputs}, plan.spec.seed)
         name = f"raises.{stage}" + (f".{index}" if len(plan.spec.expect.raises) > 1 else "")
-        state.checks.append(check_raises(name, stage, modules[stage], judge.reference if raise_.reference else None,
-                                         inputs, judge.replay, raise_))
-    state.checks.extend(check_metrics(flatten(state.facts), plan.spec.expect.metrics))
+        pinned.append(check_raises(name, stage, modules[stage], judge.reference if raise_.reference else None,
+                                   inputs, judge.replay, raise_))
+    pinned += check_metrics(flatten(state.facts), plan.spec.expect.metrics)
+    for check in pinned:
+        check.binding = state.pinned_binding
+    state.checks.extend(pinned)
 
 
 class _Equivalence:

@@ -143,6 +143,11 @@ def _cross_checks(spec: RunConfig, transforms: dict[str, Transform], names_writt
     if users and not spec.devices and "devices" not in broken:
         problems.append(Problem("devices", f"is empty but transforms.{users[0]} partitions over devices", None,
                                 "devices=one_gpu|two_gpu|three_gpu or a mapping"))
+    model_spec = getattr(spec, "model", None)
+    if model_spec is not None and model_spec.name and not _names_alike(model_spec.name, model_spec.built_name):
+        problems.append(Problem("model.name", f"does not name the model built ({model_spec.module.get('_target_')})",
+                                model_spec.name, "leave `name` out (the record names the model by its class) "
+                                f"or write {model_spec.built_name}"))
     names: dict[str, str] = {}
     for key, device in spec.devices.items():
         name = device.name or key
@@ -174,3 +179,9 @@ def _cross_checks(spec: RunConfig, transforms: dict[str, Transform], names_writt
             problems.append(Problem(f"expect.raises.{index}.stage", "names no stage of this recipe"
                                     + did_you_mean(raise_.stage, stages), raise_.stage, ", ".join(stages[1:])))
     return problems
+
+
+def _names_alike(a: str, b: str) -> bool:
+    """`sparse_nn`, `SparseNN` and `sparse-nn` name the same thing."""
+    plain = lambda name: "".join(ch for ch in name.lower() if ch.isalnum())  # noqa: E731
+    return plain(a) == plain(b)

@@ -26,6 +26,8 @@ class RunState:
 
     recipe: str
     overrides: list[str]
+    scenario_changes: list[str] = field(default_factory=list)  # overrides that make this run an exploration
+    model: str = ""  # the model built: class or function name
     status: str = "running"
     step: str = "validate"
     facts: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -37,6 +39,8 @@ class RunState:
     skipped: str | None = None
     notes: list[str] = field(default_factory=list)
     report: list[Any] = field(default_factory=list)
+    key_metrics: list[str] = field(default_factory=list)  # the figures a sweep summary shows for this run
+    pinned_binding: bool = True  # whether the recipe's expectations decide the status
 
     @contextmanager
     def timed(self, name: str, step: str | None = None) -> Iterator[None]:
@@ -56,13 +60,18 @@ class RunState:
         elif self.skipped is not None:
             self.status = "skipped"
         else:
-            self.status = "passed" if self.checks and all(c.passed for c in self.checks) else "failed"
+            binding = [c for c in self.checks if c.binding]
+            self.status = "passed" if binding and all(c.passed for c in binding) else "failed"
 
     def summary(self, run_dir: Path) -> dict[str, Any]:
+        metrics = flatten(self.facts)
         return {
             "recipe": self.recipe,
+            "model": self.model,
             "status": self.status,
-            "metrics": flatten(self.facts),
+            "scenario": {"changed_by": self.scenario_changes,
+                         "pinned_figures": "binding" if self.pinned_binding else "shown"},
+            "metrics": metrics,
             "checks": [c.to_json() for c in self.checks],
             "stages": self.stages,
             "timings": self.timings,
@@ -72,5 +81,6 @@ class RunState:
             "notes": self.notes,
             "versions": {"python": platform.python_version(), "torch": torch.__version__, "fxflow": fxflow.__version__},
             "overrides": self.overrides,
+            "key_metrics": [m for m in self.key_metrics if m in metrics],
             "run_dir": str(run_dir),
         }

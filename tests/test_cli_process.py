@@ -49,22 +49,47 @@ def test_cfg_job_prints_composed_config(tmp_path):
     assert not (tmp_path / "outputs").exists()
 
 
-def test_sweep_over_modes_and_devices(tmp_path):
+def test_readme_sweep_with_joblib_leaves_one_summary_that_a_rerun_skips(tmp_path, monkeypatch):
+    """The README's sweep through fxflow's entry point with joblib's worker processes (started from
+    this process, so only the workers pay Python's start-up), then the identical sweep again."""
+    from hydra.core.global_hydra import GlobalHydra
+    from test_readme import sweep_command
+
+    from fxflow.cli import main
+
     sweep = tmp_path / "sweep"
-    proc = subprocess.run(
-        [sys.executable, "-m", "fxflow", "-m", "recipe=partition_latency", "report.pictures=false",
-         "transforms.partition.mode=size_based,cost_aware", "devices=two_gpu,three_gpu", f"hydra.sweep.dir={sweep}"],
-        capture_output=True, text=True, timeout=600,
-    )
+    monkeypatch.chdir(tmp_path)
+    argv = [*sweep_command(), "report.pictures=false", "hydra/launcher=joblib", f"hydra.sweep.dir={sweep}"]
+
+    def run() -> int:
+        GlobalHydra.instance().clear()
+        with pytest.raises(SystemExit) as exit_info:
+            main(list(argv))
+        GlobalHydra.instance().clear()
+        return exit_info.value.code
+
+    assert run() == 0
+    assert not (tmp_path / "outputs").exists()  # the one sweep folder is the one named
     rows = json.loads((sweep / "sweep_summary.json").read_text())["jobs"]
-    assert len(rows) == 4
-    assert all("partition.critical_path_latency" in row["metrics"] for row in rows)
-    assert {tuple(sorted(o for o in r["overrides"] if not o.startswith("report."))) for r in rows} == {
-        tuple(sorted(["recipe=partition_latency", f"transforms.partition.mode={m}", f"devices={d}"]))
-        for m in ("size_based", "cost_aware") for d in ("two_gpu", "three_gpu")
-    }
+    assert len(rows) == 4 and (sweep / "sweep_summary.csv").is_file() and (sweep / "sweep_summary.png").is_file()
     for row in rows:
         summary = json.loads((sweep / str(row["job"]) / "summary.json").read_text())
-        assert summary["status"] == row["status"]
-    # The recipe's figures hold only for its own device list, so these jobs fail their expectations.
-    assert proc.returncode == 1
+        assert (row["status"], row["overrides"]) == (summary["status"], summary["overrides"])
+        assert row["metrics"] == {k: summary["metrics"][k] for k in summary["key_metrics"]}
+        assert summary["run_dir"] == str(sweep / str(row["job"]))
+    figures = {(r["metrics"]["partition.num_partitions"], r["metrics"]["partition.critical_path_latency"]) for r in rows}
+    assert len(figures) == 4  # device count and mode change the partition count and the critical path
+    assert run() == 0
+    rows = json.loads((sweep / "sweep_summary.json").read_text())["jobs"]
+    assert all(row["earlier"] and row["status"] == "passed" for row in rows)
+
+
+def test_verbs_run_before_hydra_sees_the_line(tmp_path):
+    import fxflow
+
+    proc = subprocess.run([sys.executable, "-m", "fxflow", "ls", "devices"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "three_of_1500b" in proc.stdout and "missing EQUAL" not in proc.stderr
+    version = subprocess.run([sys.executable, "-m", "fxflow", "--version"], capture_output=True, text=True, timeout=300)
+    assert version.returncode == 0 and version.stdout.startswith(f"fxflow {fxflow.__version__} ")

@@ -16,7 +16,7 @@ FIX = "tests.fixtures_models.features"
 
 def config(module: str, inputs: dict, transforms: dict | None = None, **extra) -> dict:
     return {
-        "recipe": "unit", "model": {"name": "m", "module": {"_target_": module}, "inputs": inputs},
+        "recipe": "unit", "model": {"module": {"_target_": module}, "inputs": inputs},
         "tracer": {"_target_": "fxflow.tracers.SymbolicTracer"}, "transforms": transforms or {}, **extra,
     }
 

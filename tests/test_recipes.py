@@ -67,10 +67,10 @@ def test_recipe_fails_when_its_figure_is_wrong(run_recipe):
     assert not bad["passed"] and bad["actual"] == 208.0
 
 
-def test_expected_refusal_that_does_not_happen_fails(run_recipe):
-    run = run_recipe("lack_of_devices", "devices=three_gpu")
+def test_expected_refusal_that_does_not_happen_fails_when_strict(run_recipe):
+    run = run_recipe("lack_of_devices", "devices=three_gpu", "expect.strict=true", "report.pictures=false")
     assert run.summary["status"] == "failed"
-    assert not run.check("expect.error")["passed"]
+    assert not run.check("expect.error")["passed"] and run.check("expect.error")["binding"]
 
 
 def test_latency_model_is_swappable_by_group(run_recipe):

@@ -28,7 +28,6 @@ def minimal() -> dict:
     return {
         "recipe": "unit",
         "model": {
-            "name": "add",
             "module": {"_target_": ADD},
             "inputs": {"a": {"shape": [4]}, "b": {"shape": [4]}},
         },
@@ -235,9 +234,9 @@ def test_unimportable_leaf_module_is_reported_on_the_tracer():
 
 def test_missing_required_key_is_reported():
     cfg = minimal()
-    del cfg["model"]["name"]
+    del cfg["model"]["inputs"]
     problems = problems_of(cfg)
-    assert [p.path for p in problems] == ["model.name"]
+    assert [p.path for p in problems] == ["model.inputs"]
     assert "missing" in problems[0].message
 
 

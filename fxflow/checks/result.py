@@ -15,6 +15,8 @@ class Check:
 
     `reference` names what a stage was compared with (equivalence checks only); `extra` holds
     kind-specific figures (input sets run, largest difference, whether the RNG was replayed).
+    A check that is not `binding` is shown but does not decide the run's status: a recipe's
+    pinned figures in a run whose overrides changed the scenario (fxflow.checks.scenario).
     """
 
     name: str
@@ -25,6 +27,7 @@ class Check:
     actual: Any = None
     stage: str | None = None
     reference: str | None = None
+    binding: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:

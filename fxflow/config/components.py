@@ -61,14 +61,24 @@ def build_component(section: Mapping[str, Any], path: str, problems: list[Proble
     if cls is None:
         return None
     nested: dict[str, Any] = {}
+    broken: list[str] = []
     for key, value in section.items():
         if is_component(value):
             field = getattr(cls, "model_fields", {}).get(key)
             nested_base = _component_base(field.annotation) if field else object
             built = build_component(value, join_path(path, key), problems, nested_base)
             if built is None:
-                return None
-            nested[key] = built
+                broken.append(key)
+            else:
+                nested[key] = built
+    if broken:  # still check this component's own parameters, so every problem shows at once
+        rest = {k: v for k, v in section.items() if not k.startswith("_") and k not in broken}
+        if hasattr(cls, "model_validate"):
+            try:
+                cls.model_validate({**rest, **nested})
+            except ValidationError as exc:
+                problems.extend(problems_from_validation(exc, path, cls))
+        return None
     try:
         return instantiate(dict(section), _convert_="all", **nested)
     except InstantiationException as exc:

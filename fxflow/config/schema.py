@@ -117,13 +117,29 @@ class Requirements(Strict):
     cuda: bool = False         # at least one CUDA device
 
 class ModelSpec(Strict):
-    """How to build the module (or function) under study and its example inputs."""
+    """How to build the module (or function) under study and its example inputs.
 
-    name: str
+    `name` defaults to the class (or function) that `module._target_` names, so the record names
+    the model actually built even when the target is overridden (a name given must name that
+    target: fxflow.plan checks it).
+    """
+
+    name: str | None = None
     module: dict[str, Any]
     inputs: dict[str, InputSpec]
     train: bool = False
     requires: Requirements = Requirements()
+
+    @property
+    def built_name(self) -> str:
+        """The class or function name `module._target_` ends with."""
+        return str(self.module.get("_target_", "")).rsplit(".", 1)[-1]
+
+    @model_validator(mode="after")
+    def _name_the_target(self) -> "ModelSpec":
+        if self.name is None:
+            self.name = self.built_name
+        return self
 
 
 class Tolerance(Strict):
@@ -179,15 +195,28 @@ class ExpectedRaise(Strict):
 
 
 class ExpectSpec(Strict):
+    """The recipe's pinned figures. They bind a run of the recipe as written; a run whose overrides
+    change the scenario shows them beside its own figures, unless `strict` keeps them binding."""
+
     metrics: dict[str, Any] = {}
     error: ExpectedError | None = None
     raises: list[ExpectedRaise] = []
+    strict: bool = False
 
 
 class ReportSpec(Strict):
     """What the pipeline renders besides the record's contract files."""
 
     pictures: bool = True  # draw pictures (partition_graph.png) into the record
+    picture_node_limit: NonNegativeInt = 300  # above this many nodes, draw partitions as boxes instead of nodes
+    key_metrics: list[str] = []  # the figures a sweep summary shows per job; [] = the expected ones
+
+
+class SweepSpec(Strict):
+    """How a multirun (`-m`) behaves; ignored by single runs."""
+
+    fail_fast: bool = False  # once a job fails or errors, jobs not yet started are skipped
+    rerun_passed: bool = False  # re-run jobs whose record in the sweep folder already says passed
 
 
 class RunConfig(Strict):
@@ -205,3 +234,4 @@ class RunConfig(Strict):
     equivalence: EquivalenceSpec = EquivalenceSpec()
     report: ReportSpec = ReportSpec()
     expect: ExpectSpec = ExpectSpec()
+    sweep: SweepSpec = SweepSpec()

@@ -54,7 +54,7 @@ def _valid_sections(cfg: dict[str, Any]) -> tuple[RunConfig, set[str]]:
             except ValidationError:
                 name = raw.get("name") if isinstance(raw, dict) else None
                 values["devices"][key] = DeviceSpec.model_construct(name=name)
-    for key in ("expect", "equivalence"):
+    for key in ("expect", "equivalence", "model"):
         if key in cfg:
             try:
                 values[key] = TypeAdapter(RunConfig.model_fields[key].annotation).validate_python(cfg[key])

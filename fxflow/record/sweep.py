@@ -1,51 +1,266 @@
-"""Hydra callback that writes a sweep summary (one row per job) into the sweep directory."""
+"""Sweeps (`-m`) that hold with any launcher: each job writes its own summary.json, and the
+launching process reads them back from disk after the multirun, so the summary and the exit code
+are the same with the basic launcher, joblib's worker processes or a cluster's.
+
+After every multirun the sweep folder gets `sweep_summary.{csv,json,md}` (one row per job:
+overrides, status, the figures the recipe names in `report.key_metrics`), `sweep_summary.png`
+(the first figure across jobs), and the table printed to fit 100 columns. A job whose record in
+the sweep folder already says passed, with the same overrides, is not run again (unless
+`sweep.rerun_passed=true`); with `sweep.fail_fast=true`, a job that fails or errors leaves a
+marker that makes jobs not yet started skip.
+"""
 
 from __future__ import annotations
 
+import csv
+import io
+import json
+import logging
+import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from hydra.core.utils import JobReturn, JobStatus
 from hydra.experimental.callback import Callback
-from hydra.types import RunMode
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
 from tabulate import tabulate
 
 from fxflow.record.writer import RunRecord
 
+log = logging.getLogger("fxflow")
 
-def key_metrics(summary: dict[str, Any]) -> list[str]:
-    """Metrics worth a sweep column: the expected ones plus any critical-path latency."""
-    names = [c["name"].removeprefix("expect.") for c in summary.get("checks", []) if c["name"].startswith("expect.")]
-    names += [m for m in summary.get("metrics", {}) if m.endswith(("critical_path_latency", "num_partitions"))]
-    return [n for n in dict.fromkeys(names) if n in summary.get("metrics", {})]
+STOP_MARKER = ".fail_fast_stop"  # in the sweep folder while a fail_fast sweep has a failed job
+SUMMARY = "summary.json"
+OK_STATUSES = ("passed", "skipped")  # a skipped job lacked a requirement of the machine; it does not fail a sweep
+
+
+# ------------------------------------------------------------------------------------- inside a job
+
+
+def earlier_pass(run_dir: Path, overrides: list[str]) -> dict[str, Any] | None:
+    """The summary of an earlier job in this folder that passed with the same overrides, if any."""
+    path = run_dir / SUMMARY
+    try:
+        summary = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return summary if summary.get("status") == "passed" and summary.get("overrides") == list(overrides) else None
+
+
+def stopped(sweep_dir: Path) -> bool:
+    """Whether a fail_fast sweep already has a failed job."""
+    return (sweep_dir / STOP_MARKER).exists()
+
+
+def stop(sweep_dir: Path, job: str) -> None:
+    """Mark a fail_fast sweep as failed: jobs not yet started will skip."""
+    RunRecord(sweep_dir).write_text(STOP_MARKER, f"job {job} failed\n")
+
+
+def skipped_summary(run_dir: Path, overrides: list[str], recipe: str, reason: str) -> dict[str, Any]:
+    """Write (and return) the record of a job that a fail_fast sweep did not run."""
+    summary = {"recipe": recipe, "status": "skipped", "reason": reason, "metrics": {}, "checks": [],
+               "overrides": list(overrides), "key_metrics": [], "run_dir": str(run_dir)}
+    RunRecord(run_dir).write_json(SUMMARY, summary)
+    return summary
+
+
+# ----------------------------------------------------------------------------- the launching process
 
 
 class SweepSummary(Callback):
-    """Collects each job's summary in `on_job_end`; writes sweep_summary.{json,md} in `on_multirun_end`."""
+    """Hydra callback: clears the fail_fast marker when a multirun starts and writes the summary when
+    it ends. `SweepSummary.outcome` is the last multirun's (passed?, summary folder) for the exit code."""
+
+    outcome: tuple[bool, Path] | None = None
 
     def __init__(self) -> None:
-        self.rows: list[dict[str, Any]] = []
+        self.started = 0.0
+        self.expected: list[list[str]] | None = None
 
-    def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
-        if config.hydra.mode != RunMode.MULTIRUN:
-            return
-        row: dict[str, Any] = {"job": config.hydra.job.num, "overrides": list(job_return.overrides or [])}
-        if job_return.status == JobStatus.COMPLETED and isinstance(job_return.return_value, dict):
-            summary = job_return.return_value
-            row["status"] = summary["status"]
-            row["metrics"] = {name: summary["metrics"][name] for name in key_metrics(summary)}
-            row["run_dir"] = summary["run_dir"]
-        else:
-            row["status"] = "error"
-            row["metrics"] = {}
-        self.rows.append(row)
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self.started = time.time()
+        sweep_dir = Path(config.hydra.sweep.dir)
+        (sweep_dir / STOP_MARKER).unlink(missing_ok=True)
+        self.expected = expected_jobs(config)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        record = RunRecord(Path(config.hydra.sweep.dir))
-        record.write_json("sweep_summary.json", {"jobs": self.rows})
-        columns = list(dict.fromkeys(name for row in self.rows for name in row["metrics"]))
-        table = [[row["job"], " ".join(row["overrides"]), row["status"], *[row["metrics"].get(c, "") for c in columns]] for row in self.rows]
-        text = tabulate(table, headers=["job", "overrides", "status", *columns], tablefmt="github")
-        record.write_text("sweep_summary.md", text + "\n")
-        print(f"\nsweep summary ({len(self.rows)} jobs) -> {record.path('sweep_summary.md')}\n{text}")
+        sweep_dir = Path(config.hydra.sweep.dir)
+        rows = collect(sweep_dir, self.expected, self.started)
+        paths = write_summary(sweep_dir, rows)
+        print_table(rows, paths)
+        SweepSummary.outcome = (all(row["status"] in OK_STATUSES for row in rows) and bool(rows), sweep_dir)
+
+
+def expected_jobs(config: DictConfig) -> list[list[str]] | None:
+    """Each job's overrides, in job order, when the basic sweeper expands the command line; None otherwise."""
+    target = str(OmegaConf.select(config, "hydra.sweeper._target_", default=""))
+    if not target.endswith("BasicSweeper"):
+        return None
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parsed = OverridesParser.create().parse_overrides(list(config.hydra.overrides.task))
+    return [job for batch in BasicSweeper.split_arguments(parsed, None) for job in batch]
+
+
+def collect(sweep_dir: Path, expected: list[list[str]] | None, started: float = 0.0) -> list[dict[str, Any]]:
+    """One row per job, from the summary.json files under the sweep folder.
+
+    With the job list known, every job gets a row (`missing` when it left no record, e.g. a
+    worker that died); a record left before this multirun started is marked `earlier`.
+    """
+    found: dict[tuple[str, ...], tuple[Path, dict[str, Any]]] = {}
+    for path in sorted(sweep_dir.glob(f"*/{SUMMARY}"), key=lambda p: (len(p.parent.name), p.parent.name)):
+        try:
+            summary = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        found[tuple(summary.get("overrides", []))] = (path, summary)
+    keys = [tuple(job) for job in expected] if expected is not None else list(found)
+    rows = []
+    for number, key in enumerate(keys):
+        if key not in found:
+            rows.append({"job": number, "overrides": list(key), "status": "missing", "metrics": {}, "run_dir": "",
+                         "earlier": False})
+            continue
+        path, summary = found[key]
+        metrics = summary.get("metrics", {})
+        rows.append({
+            "job": number if expected is not None else path.parent.name,
+            "overrides": list(key),
+            "status": summary.get("status", "missing"),
+            "metrics": {name: metrics[name] for name in summary.get("key_metrics", []) if name in metrics},
+            "run_dir": str(path.parent),
+            "earlier": path.stat().st_mtime < started,
+        })
+    return rows
+
+
+def write_summary(sweep_dir: Path, rows: list[dict[str, Any]]) -> dict[str, Path]:
+    record = RunRecord(sweep_dir)
+    columns = metric_columns(rows)
+    varying, common = split_overrides(rows)
+    counts = dict(Counter(r["status"] for r in rows))
+    record.write_json("sweep_summary.json", {"passed": all(r["status"] in OK_STATUSES for r in rows),
+                                             "counts": counts, "common_overrides": common, "metrics": columns,
+                                             "jobs": rows})
+    table = [[r["job"], " ".join(varying[i]), _status(r), *[_cell(r["metrics"].get(c, "")) for c in columns]]
+             for i, r in enumerate(rows)]
+    markdown = (f"all jobs: {' '.join(common) or '-'}\n\n"
+                + tabulate(table, headers=["job", "overrides", "status", *columns], tablefmt="github") + "\n")
+    record.write_text("sweep_summary.md", markdown)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["job", "overrides", "status", "run_dir", *columns])
+    for r in rows:
+        writer.writerow([r["job"], " ".join(r["overrides"]), r["status"], r["run_dir"],
+                         *[json.dumps(r["metrics"][c]) if c in r["metrics"] else "" for c in columns]])
+    record.write_text("sweep_summary.csv", buffer.getvalue())
+    paths = {"md": record.path("sweep_summary.md")}
+    png = plot(rows, columns, varying)
+    if png is not None:
+        paths["png"] = record.write_bytes("sweep_summary.png", png)
+    return paths
+
+
+def metric_columns(rows: list[dict[str, Any]]) -> list[str]:
+    return list(dict.fromkeys(name for row in rows for name in row["metrics"]))
+
+
+def split_overrides(rows: list[dict[str, Any]]) -> tuple[list[list[str]], list[str]]:
+    """(per job, the overrides that vary across jobs; the overrides every job shares)."""
+    common = [o for o in (rows[0]["overrides"] if rows else []) if all(o in r["overrides"] for r in rows)]
+    if len(rows) == 1:
+        return [rows[0]["overrides"]], []
+    return [[o for o in r["overrides"] if o not in common] for r in rows], common
+
+
+def print_table(rows: list[dict[str, Any]], paths: dict[str, Path], console: Console | None = None) -> None:
+    """The summary as a table of at most 100 columns: one column per figure while they fit,
+    else the figures as `name = value` lines."""
+    console = console or Console(width=min(Console().width, 100) if Console().is_terminal else 100)
+    columns = metric_columns(rows)
+    varying, common = split_overrides(rows)
+    table = Table(title=f"sweep: {len(rows)} jobs" + (f"; all with {' '.join(common)}" if common else ""),
+                  title_justify="left", show_edge=False, pad_edge=False)
+    table.add_column("#", justify="right", no_wrap=True)
+    table.add_column("overrides", ratio=2)
+    table.add_column("status", no_wrap=True)
+    headers = [c.rsplit(".", 1)[-1] for c in columns]
+    per_column = len(columns) <= 3 and sum(len(h) + 3 for h in headers) <= 55
+    if per_column:
+        for header in headers:
+            table.add_column(header.replace("_", " "), justify="right", ratio=1)
+    else:
+        table.add_column("figures", ratio=3)
+    for row, shown in zip(rows, varying):
+        cells = [str(row["job"]), escape(" ".join(shown)), _status(row, styled=True)]
+        if per_column:
+            cells += [escape(_cell(row["metrics"].get(c, ""))) for c in columns]
+        else:
+            cells.append(escape("\n".join(f"{c} = {_cell(v)}" for c, v in row["metrics"].items())))
+        table.add_row(*cells)
+    console.print(table)
+    console.print(f"sweep summary: {escape(str(paths['md']))}" +
+                  (f"  picture: {escape(paths['png'].name)}" if "png" in paths else ""), highlight=False, soft_wrap=True)
+
+
+def plot(rows: list[dict[str, Any]], columns: list[str], varying: list[list[str]]) -> bytes | None:
+    """Bars of the first two numeric figures across jobs; None without matplotlib or figures."""
+    numeric = [c for c in columns if any(_number(r["metrics"].get(c)) for r in rows)][:2]
+    if not numeric:
+        return None
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        log.warning("no sweep picture: matplotlib is not installed")
+        return None
+    labels = [f"{r['job']}\n" + "\n".join(_short_override(o) for o in v) for r, v in zip(rows, varying)]
+    fig, axes = plt.subplots(len(numeric), 1, figsize=(max(6.0, 1.9 * len(rows) + 1), 2.6 * len(numeric) + 0.8),
+                             squeeze=False)
+    for ax, column in zip(axes[:, 0], numeric):
+        values = [r["metrics"].get(column) if _number(r["metrics"].get(column)) else 0 for r in rows]
+        colours = ["#1f77b4" if r["status"] == "passed" else "#d62728" for r in rows]
+        bars = ax.bar(range(len(rows)), values, color=colours)
+        ax.bar_label(bars, labels=[_cell(v) for v in values], fontsize=8)
+        ax.set_ylabel(column.rsplit(".", 1)[-1].replace("_", " "), fontsize=9)
+        ax.set_xticks(range(len(rows)), labels, fontsize=7)
+        ax.spines[["top", "right"]].set_visible(False)
+    axes[0, 0].set_title("sweep: " + ", ".join(c.rsplit(".", 1)[-1] for c in numeric) + " by job (red: not passed)",
+                         fontsize=10)
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100)
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def _short_override(text: str) -> str:
+    """`transforms.partition.mode=cost_aware` -> `mode=cost_aware`."""
+    key, sep, value = text.partition("=")
+    return key.rsplit(".", 1)[-1].rsplit("@", 1)[0] + sep + value
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:g}"
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def _status(row: dict[str, Any], styled: bool = False) -> str:
+    text = row["status"] + (" (earlier)" if row.get("earlier") else "")
+    if not styled:
+        return text
+    colour = "green" if row["status"] == "passed" else "yellow" if row["status"] == "skipped" else "red"
+    return f"[{colour}]{escape(text)}[/]"

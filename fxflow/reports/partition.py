@@ -1,4 +1,5 @@
-"""The partition report: a table people can read, the JSON behind it, and a picture of the split graph.
+"""The partition report: a table people can read, the JSON behind it, and a picture of the split graph
+(fxflow.reports.partition_picture).
 
 Everything here reads the partition facts (`partitions.<i>.compute_nodes`, `devices`, ...) and
 the graph the stage received, never the partitioner's own objects, so any backend that records
@@ -7,18 +8,16 @@ the same facts gets the same report.
 
 from __future__ import annotations
 
-import io
-import logging
 from typing import Any
 
+from rich import box
 from rich.table import Table
 from tabulate import tabulate
-from torch.fx import GraphModule
-
+from fxflow.config.schema import ReportSpec
 from fxflow.record.writer import RunRecord
+from fxflow.reports.partition_picture import draw_partitions
 from fxflow.reports.stage import StageReport, graph_of
-
-log = logging.getLogger("fxflow")
+from fxflow.reports.units import human_bytes
 
 _HEADERS = ["partition", "device(s)", "compute nodes", "memory used / budget (B)", "latency mem/compute/overall"]
 
@@ -30,29 +29,48 @@ class PartitionReport(StageReport):
         return "partitions" in facts and "devices" in facts
 
     def write(self, record: RunRecord, stage: str, facts: dict[str, Any], before: Any, after: Any,
-              pictures: bool) -> list[str]:
+              options: ReportSpec) -> list[str]:
         text = tabulate(_rows(facts), headers=_HEADERS, tablefmt="github") + "\n\n" + "\n".join(summary_lines(facts)) + "\n"
         written = [f"{stage}/partition_report.md", f"{stage}/partition_report.json"]
         record.write_text(written[0], text)
         record.write_json(written[1], facts)
         graph = graph_of(before)
-        if pictures and graph is not None:
-            png = draw_partitions(graph, facts)
+        if options.pictures and graph is not None:
+            png = draw_partitions(graph, facts, options.picture_node_limit)
             if png is not None:
                 record.write_bytes(f"{stage}/partition_graph.png", png)
                 written.append(f"{stage}/partition_graph.png")
         return written
 
     def terminal(self, stage: str, facts: dict[str, Any]) -> list[Any]:
-        table = Table(title=f"{stage}: partitions", title_justify="left")
-        for header in _HEADERS:
-            table.add_column(header, overflow="fold")
-        for row in _rows(facts):
-            table.add_row(*map(str, row))
-        return [table, *summary_lines(facts)]
+        return [terminal_table(stage, facts), *summary_lines(facts)]
+
+
+def terminal_table(stage: str, facts: dict[str, Any]) -> Table:
+    """The partitions for an 80-column terminal: node lists wrap between names, memory in
+    readable units, and the latency column only when a latency model gave figures."""
+    with_latency = any(p.get("latency") for p in facts["partitions"])
+    budgets = {name: d["mem_bytes"] for name, d in facts["devices"].items()}
+    table = Table(title=f"{stage}: partitions", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    table.add_column("#", justify="right", no_wrap=True)
+    table.add_column("devices", no_wrap=True)
+    table.add_column("memory used / budget", no_wrap=True, justify="right")
+    if with_latency:
+        table.add_column("latency mem/comp/all", no_wrap=True, justify="right")
+    names = [n for p in facts["partitions"] for n in p["compute_nodes"][:_SHOWN]]
+    table.add_column("compute nodes", min_width=min(max(map(len, names), default=5) + 1, 32), ratio=1)
+    for p in facts["partitions"]:
+        budget = min((budgets[d] for d in p["devices"]), default=0)
+        row = [str(p["id"]), "\n".join(p["devices"]) or "-", f"{human_bytes(p['used_mem_bytes'])} / {human_bytes(budget)}"]
+        if with_latency:
+            row.append("/".join(f"{v:g}" for v in p["latency"]) if p.get("latency") else "")
+        row.append(f"{len(p['compute_nodes'])}: {_names(p['compute_nodes'])}")
+        table.add_row(*row)
+    return table
 
 
 def _rows(facts: dict[str, Any]) -> list[list[Any]]:
+    """The record's table (exact bytes)."""
     budgets = {name: d["mem_bytes"] for name, d in facts["devices"].items()}
     rows = []
     for p in facts["partitions"]:
@@ -68,7 +86,10 @@ def _rows(facts: dict[str, Any]) -> list[list[Any]]:
     return rows
 
 
-def _names(names: list[str], limit: int = 6) -> str:
+_SHOWN = 6  # node names listed per partition; the count says how many there are
+
+
+def _names(names: list[str], limit: int = _SHOWN) -> str:
     return ", ".join(names[:limit]) + (f", … (+{len(names) - limit})" if len(names) > limit else "")
 
 
@@ -85,61 +106,3 @@ def summary_lines(facts: dict[str, Any]) -> list[str]:
         lines.append(f"critical-path latency: {facts['critical_path_latency']:g} "
                      f"(transfer rate {facts['transfer_rate_bytes_per_sec']:g} B/s).")
     return lines
-
-
-def draw_partitions(gm: GraphModule, facts: dict[str, Any]) -> bytes | None:
-    """PNG of the graph, nodes grouped and coloured by partition, edges between partitions that
-    share no device dashed with the bytes moved. None (and a log line) without matplotlib/networkx."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-        import networkx as nx
-        from matplotlib.patches import Patch
-    except ImportError as exc:
-        log.warning("no partition picture: %s is not installed (pip install matplotlib networkx)", exc.name)
-        return None
-
-    owner = {name: p["id"] for p in facts["partitions"] for name in p["compute_nodes"]}
-    devices_of = {p["id"]: set(p["devices"]) for p in facts["partitions"]}
-    graph = nx.DiGraph()
-    for node in gm.graph.nodes:
-        graph.add_node(node.name)
-        size = getattr(node, "size_bytes", None)
-        for user in node.users:
-            graph.add_edge(node.name, user.name, bytes=size.output_size if size else 0)
-
-    # Columns follow data-flow depth; within a column nodes are grouped by partition.
-    pos = {}
-    for depth, layer in enumerate(nx.topological_generations(graph)):
-        for row, name in enumerate(sorted(layer, key=lambda n: (owner.get(n, -1), n))):
-            pos[name] = (depth, -row)
-    cmap = plt.get_cmap("tab10")
-    colors = [cmap(owner[n] % 10) if n in owner else (0.85, 0.85, 0.85) for n in graph.nodes]
-    crossing = [(u, v) for u, v in graph.edges
-                if u in owner and v in owner and not devices_of[owner[u]] & devices_of[owner[v]]]
-    local = [e for e in graph.edges if e not in set(crossing)]
-
-    width = max(8.0, 1.3 * (max(x for x, _ in pos.values()) + 1))
-    height = max(4.0, 0.7 * (max(-y for _, y in pos.values()) + 1))
-    fig, ax = plt.subplots(figsize=(min(width, 40), min(height, 30)))
-    nx.draw_networkx_nodes(graph, pos, node_color=colors, node_size=500, ax=ax, edgecolors="black", linewidths=0.5)
-    nx.draw_networkx_labels(graph, pos, font_size=6, ax=ax)
-    nx.draw_networkx_edges(graph, pos, edgelist=local, edge_color="grey", arrows=True, ax=ax, width=0.6)
-    nx.draw_networkx_edges(graph, pos, edgelist=crossing, edge_color="black", arrows=True, ax=ax, width=1.4, style="dashed")
-    nx.draw_networkx_edge_labels(graph, pos, edge_labels={(u, v): f"{graph.edges[u, v]['bytes']} B" for u, v in crossing},
-                                 font_size=6, ax=ax)
-    legend = [Patch(color=cmap(pid % 10), label=f"partition {pid} on {', '.join(sorted(devs)) or '-'}")
-              for pid, devs in devices_of.items()]
-    legend.append(Patch(color=(0.85, 0.85, 0.85), label="inputs and constants"))
-    legend.append(Patch(facecolor="white", edgecolor="black", linestyle="--", label="edge across devices (bytes moved)"))
-    idle = facts.get("idle_devices") or []
-    ax.legend(handles=legend, loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=7)
-    ax.set_title(f"{facts['num_partitions']} partitions, {facts['mode']} mode" + (f"; idle: {', '.join(idle)}" if idle else ""))
-    ax.axis("off")
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=110)
-    plt.close(fig)
-    return buffer.getvalue()

@@ -7,6 +7,7 @@ from typing import Any
 
 from torch.fx import GraphModule
 
+from fxflow.config.schema import ReportSpec
 from fxflow.record.writer import RunRecord
 
 
@@ -19,8 +20,9 @@ class StageReport(ABC):
 
     @abstractmethod
     def write(self, record: RunRecord, stage: str, facts: dict[str, Any], before: Any, after: Any,
-              pictures: bool) -> list[str]:
-        """Write the report's files under `<stage>/`; return their paths relative to the record."""
+              options: ReportSpec) -> list[str]:
+        """Write the report's files under `<stage>/` (pictures only with `options.pictures`);
+        return their paths relative to the record."""
 
     @abstractmethod
     def terminal(self, stage: str, facts: dict[str, Any]) -> list[Any]:

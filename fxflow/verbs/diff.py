@@ -1,0 +1,101 @@
+"""Compare two run records: config values that differ, figures with their relative change, and
+check outcomes.
+
+    fxflow diff outputs/2024-05-01/10-00-00-partition_latency outputs/2024-05-01/10-05-00-partition_latency
+    fxflow diff outputs/multirun/2024-05-01/10-00-00/0 outputs/multirun/2024-05-01/10-00-00/3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from fxflow.facts import flatten
+
+_MAX_ROWS = 40
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run_a", type=Path, help="a run's record folder (holds summary.json)")
+    parser.add_argument("run_b", type=Path, help="another run's record folder")
+
+
+def run(args: argparse.Namespace, console: Console) -> int:
+    a, b = load_run(args.run_a), load_run(args.run_b)
+    if a is None or b is None:
+        missing = args.run_a if a is None else args.run_b
+        console.print(f"[red]no run record[/] in {escape(str(missing))} (expected summary.json there)", highlight=False)
+        return 2
+    console.print(f"A: {escape(str(args.run_a))}  [{a['summary']['status']}]", highlight=False, soft_wrap=True)
+    console.print(f"B: {escape(str(args.run_b))}  [{b['summary']['status']}]", highlight=False, soft_wrap=True)
+    tables = [
+        ("config values", differing(a["config"], b["config"]), False),
+        ("figures", differing(a["summary"]["metrics"], b["summary"]["metrics"]), True),
+        ("checks", differing(check_outcomes(a["summary"]), check_outcomes(b["summary"])), False),
+    ]
+    for title, rows, change in tables:
+        console.print(_table(title, rows, change) if rows else f"{title}: the same", highlight=False)
+    return 0
+
+
+def load_run(folder: Path) -> dict[str, Any] | None:
+    summary_path = folder / "summary.json"
+    if not summary_path.is_file():
+        return None
+    config_path = folder / "config.yaml"
+    config = yaml.safe_load(config_path.read_text()) if config_path.is_file() else {}
+    return {"summary": json.loads(summary_path.read_text()), "config": flatten(config or {})}
+
+
+def check_outcomes(summary: dict[str, Any]) -> dict[str, str]:
+    outcome = {}
+    for check in summary.get("checks", []):
+        word = "pass" if check["passed"] else "fail"
+        outcome[check["name"]] = word if check.get("binding", True) else f"{word} (shown only)"
+    return outcome
+
+
+def differing(a: dict[str, Any], b: dict[str, Any]) -> list[tuple[str, Any, Any]]:
+    missing = object()
+    rows = []
+    for key in dict.fromkeys([*a, *b]):
+        left, right = a.get(key, missing), b.get(key, missing)
+        if left != right:
+            rows.append((key, "-" if left is missing else left, "-" if right is missing else right))
+    return rows
+
+
+def relative_change(a: Any, b: Any) -> str:
+    numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (a, b))
+    if not numbers:
+        return ""
+    if a == 0:
+        return "new" if b else ""
+    return f"{(b - a) / abs(a):+.1%}"
+
+
+def _table(title: str, rows: list[tuple[str, Any, Any]], change: bool) -> Table:
+    table = Table(title=f"{title} that differ ({len(rows)})", title_justify="left", show_edge=False, pad_edge=False)
+    table.add_column("key", overflow="fold", ratio=2)
+    table.add_column("A", overflow="fold", ratio=1)
+    table.add_column("B", overflow="fold", ratio=1)
+    if change:
+        table.add_column("change", justify="right", no_wrap=True)
+    for key, left, right in rows[:_MAX_ROWS]:
+        cells = [escape(key), escape(_short(left)), escape(_short(right))]
+        table.add_row(*cells, *([relative_change(left, right)] if change else []))
+    if len(rows) > _MAX_ROWS:
+        table.add_row(f"… {len(rows) - _MAX_ROWS} more", "", "", *([""] if change else []))
+    return table
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = json.dumps(value) if not isinstance(value, str) else value
+    return text if len(text) <= limit else text[: limit - 1] + "…"

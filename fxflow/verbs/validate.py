@@ -1,0 +1,99 @@
+"""Compose and validate recipes without running them: every problem with its key and the file that set it.
+
+    fxflow validate partition_latency              # one recipe
+    fxflow validate --all                          # every recipe (shipped and yours); CI runs this
+    fxflow validate my_split devices=two_gpu       # with overrides, as a run would get them
+
+Exit code 0 when every recipe is valid, 1 otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass, field
+
+from pathlib import Path
+
+import yaml
+from hydra.errors import HydraException
+from omegaconf.errors import OmegaConfBaseException
+from rich.console import Console
+from rich.markup import escape
+
+from fxflow.compose import Composed, compose_with_origins
+from fxflow.config.errors import ConfigError, Problem
+from fxflow.config.validate import resolve
+from fxflow.paths import shown
+from fxflow.plan import plan_run
+from fxflow.recipes import recipe_files, register_recipes, unreadable_recipes
+
+
+@dataclass
+class Verdict:
+    """One recipe checked: the composed config (None when composing failed) and (problem, file) pairs."""
+
+    recipe: str
+    composed: Composed | None = None
+    problems: list[tuple[str, str]] = field(default_factory=list)  # (rendered problem, file that set the key)
+
+    @property
+    def valid(self) -> bool:
+        return not self.problems
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("items", nargs="*", metavar="RECIPE|KEY=VALUE", help="recipes to check, and overrides for each")
+    parser.add_argument("--all", action="store_true", help="check every recipe fxflow finds")
+
+
+def run(args: argparse.Namespace, console: Console) -> int:
+    overrides = [item for item in args.items if "=" in item or item.startswith("~")]
+    recipes = [item for item in args.items if item not in overrides]
+    if args.all or not recipes:
+        register_recipes()
+        recipes = list(recipe_files())
+    verdicts = [check_recipe(name, overrides) for name in recipes]
+    for verdict in verdicts:
+        if verdict.valid:
+            files = ", ".join(verdict.composed.files[:1]) if verdict.composed else ""
+            console.print(f"[green]valid[/]    {escape(verdict.recipe)}  [dim]{escape(files)}[/]", highlight=False)
+            continue
+        console.print(f"[red]invalid[/]  {escape(verdict.recipe)}: {len(verdict.problems)} problem(s)", highlight=False)
+        for text, where in verdict.problems:
+            console.print(f"  - {escape(text)}" + (f"\n    [dim]in {escape(where)}[/]" if where else ""), highlight=False)
+    bad = sum(not v.valid for v in verdicts)
+    console.print(f"{len(verdicts) - bad} of {len(verdicts)} recipe(s) valid", highlight=False)
+    return 1 if bad else 0
+
+
+def check_recipe(recipe: str, overrides: list[str] = (), with_origins: bool = False) -> Verdict:
+    """Compose and plan one recipe; never raises for a bad config. Where values came from is traced
+    when asked for, or when there are problems to place."""
+    verdict = Verdict(recipe)
+    try:
+        verdict.composed = compose_with_origins(recipe, overrides, origins=with_origins)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = shown(Path(mark.name)) if mark is not None else ""
+        verdict.problems.append((f"not valid YAML: {' '.join(str(exc).split())}", where))
+        return verdict
+    except (HydraException, OmegaConfBaseException) as exc:
+        unreadable = unreadable_recipes().get(recipe)
+        if unreadable:
+            verdict.problems.append((f"the recipe file is not valid YAML: {unreadable[1]}", shown(unreadable[0])))
+        else:
+            path = recipe_files().get(recipe)
+            verdict.problems.append((" ".join(str(exc).split()), shown(path) if path else ""))
+        return verdict
+    try:
+        plan_run(resolve(verdict.composed.cfg), verdict.composed.files)
+    except ConfigError as exc:
+        if not verdict.composed.origins:
+            verdict.composed = compose_with_origins(recipe, overrides)
+        verdict.problems = [(p.render(), origin_of(p, verdict.composed)) for p in exc.problems]
+    return verdict
+
+
+def origin_of(problem: Problem, composed: Composed) -> str:
+    """The file (or command-line override) that set the key a problem is about."""
+    return composed.origin(problem.path) if problem.path else ""

@@ -1,0 +1,83 @@
+"""The review verbs in-process: ls, show, validate, cp, diff (fxflow.verbs)."""
+
+from __future__ import annotations
+
+import io
+
+from rich.console import Console
+
+from fxflow.verbs import run_verb, version_text
+
+
+def verb(*argv: str) -> tuple[int, str]:
+    out = io.StringIO()
+    code = run_verb(list(argv), Console(file=out, width=200, color_system=None))
+    return code, out.getvalue()
+
+
+def test_version_is_fxflows():
+    import fxflow
+
+    code, out = verb("--version")
+    assert code == 0 and out.startswith(f"fxflow {fxflow.__version__}") and out.strip() == version_text()
+
+
+def test_ls_lists_recipes_with_devices_and_options_with_purpose():
+    code, out = verb("ls")
+    assert code == 0
+    assert "sparse_nn" in out and "test_sparse_nn_partition; devices=three_gpu" in out
+    assert "devices=two_of_200b" in out  # partition_latency's own device list
+    assert "parallel_towers" in out and "partitions that can run side by side" in out
+    assert "latency@transforms.partition.latency_model=OPTION" in out
+
+
+def test_show_names_the_file_or_override_of_each_value():
+    code, out = verb("show", "partition_latency", "devices=two_gpu", "transforms.partition.mode=cost_aware")
+    lines = out.splitlines()
+    assert code == 0 and lines[-1].startswith("# valid")
+    assert "devices:  # conf/devices/two_gpu.yaml (chosen by devices=two_gpu)" in lines
+    assert any(line.strip() == "mode: cost_aware  # command line (transforms.partition.mode=cost_aware)" for line in lines)
+    assert any(line.strip() == "transfer_rate_bytes_per_sec: 2  # recipes/partition_latency.yaml" for line in lines)
+    assert any(line.strip() == "saturate_host: false  # conf/transform/partition.yaml" for line in lines)
+    assert any(line.strip().startswith("latency_model:  # conf/latency/size_x2.yaml") for line in lines)
+
+
+def test_show_of_a_bad_override_lists_the_problem_and_exits_1():
+    code, out = verb("show", "partition_latency", "transforms.partition.mode=fast")
+    assert code == 1 and "transforms.partition.mode" in out and "command line" in out
+
+
+def test_cp_then_validate_a_broken_copy_names_every_broken_key_and_file(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, out = verb("cp", "partition_latency", "--name", "my_latency")
+    assert code == 0
+    recipe = tmp_path / "fxflow_conf/recipes/my_latency.yaml"
+    devices = tmp_path / "fxflow_conf/devices/two_of_200b.yaml"
+    latency = tmp_path / "fxflow_conf/latency/size_x2.yaml"
+    assert recipe.is_file() and devices.is_file() and latency.is_file()
+    assert "recipe: my_latency" in recipe.read_text()
+    assert verb("validate", "my_latency")[0] == 0  # the copy is found without a flag and is valid
+    recipe.write_text(recipe.read_text().replace("transfer_rate_bytes_per_sec: 2", "transfer_rate_bytes_per_sec: fast"))
+    devices.write_text(devices.read_text().replace("dev_1: {mem_bytes: 200", "dev_1: {mem_bytes: -5"))
+    latency.write_text(latency.read_text().replace("unweighted_per_byte:", "unweighted_per_bite:"))
+    code, out = verb("validate", "my_latency")
+    assert code == 1 and "3 problem(s)" in out
+    for key, where in [("transforms.partition.transfer_rate_bytes_per_sec", "fxflow_conf/recipes/my_latency.yaml"),
+                       ("devices.dev_1.mem_bytes", "fxflow_conf/devices/two_of_200b.yaml"),
+                       ("transforms.partition.latency_model.unweighted_per_bite", "fxflow_conf/latency/size_x2.yaml")]:
+        line = out.index(key)
+        assert where in out[line:out.index("\n  -", line) if "\n  -" in out[line:] else len(out)], (key, out)
+    assert verb("validate", "sparse_nn")[0] == 0  # a recipe that uses none of the broken copies is unaffected
+
+
+def test_diff_shows_config_figures_with_change_and_checks(run_recipe, tmp_path):
+    a = run_recipe("partition_latency", "report.pictures=false")
+    b = run_recipe("partition_latency", "transforms.partition.mode=cost_aware", "report.pictures=false")
+    code, out = verb("diff", str(a.run_dir), str(b.run_dir))
+    assert code == 0
+    line = next(x for x in out.splitlines() if x.startswith("partition.critical_path_latency "))
+    assert "208.0" in line and "200.0" in line and "-3.8%" in line
+    assert any(x.startswith("transforms.partition.mode") and "cost_aware" in x for x in out.splitlines())
+    assert any(x.startswith("expect.partition.critical_path_latency") and "fail (shown only)" in x
+               for x in out.splitlines())
+    assert verb("diff", str(a.run_dir), str(tmp_path / "nothing"))[0] == 2
