@@ -63,15 +63,21 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM reached the caller while it waited on its ranks (they have been ended)."""
 
 
+_warm = False
+
+
 def prestart() -> float:
-    """Start the forkserver with torch imported and fork one rank from it; seconds spent
-    (near zero once it runs). Later runs in this process then start ranks in milliseconds."""
+    """Start the forkserver with torch imported and fork one process from it; seconds spent
+    (zero once done in this process). Later runs then start ranks in milliseconds."""
+    global _warm
+    if _warm:
+        return 0.0
     start = time.perf_counter()
     forkserver.set_forkserver_preload(list(PRELOAD))
-    ctx = mp.get_context("forkserver")
-    probe = ctx.Process(target=_noop, daemon=True)
+    probe = mp.get_context("forkserver").Process(target=_noop, daemon=True)
     probe.start()
     probe.join(60)
+    _warm = True
     return time.perf_counter() - start
 
 
@@ -84,14 +90,15 @@ class Cluster:
     (`device`, `device_name`, `partitions`); `steps` names the plan's steps by index."""
 
     def __init__(self, ranks: list[dict[str, Any]], steps: list[str], *, timeout_s: float = 60.0,
-                 start_method: str = "forkserver", host: str = "127.0.0.1"):
+                 start_timeout_s: float | None = None, start_method: str = "forkserver", host: str = "127.0.0.1"):
         if start_method not in START_METHODS:
             raise ValueError(f"start_method must be one of {START_METHODS}, got {start_method!r}")
-        if timeout_s <= 0:
-            raise ValueError(f"timeout_s must be positive, got {timeout_s}")
+        if timeout_s <= 0 or (start_timeout_s is not None and start_timeout_s <= 0):
+            raise ValueError(f"timeouts must be positive, got {timeout_s} and {start_timeout_s}")
         self.ranks = ranks
         self.steps = steps
         self.timeout_s = float(timeout_s)
+        self.start_timeout_s = float(start_timeout_s or timeout_s)
         self.start_method = start_method
         self.host = host
         self.failure: dict[str, Any] | None = None
@@ -114,7 +121,7 @@ class Cluster:
         forkserver_s = prestart() if self.start_method == "forkserver" else 0.0
         ctx = mp.get_context(self.start_method)
         self._store = dist.TCPStore(self.host, 0, is_master=True, wait_for_workers=False,
-                                    timeout=timedelta(seconds=self.timeout_s))
+                                    timeout=timedelta(seconds=max(self.timeout_s, self.start_timeout_s)))
         self._progress = ctx.Array("i", [IDLE] * (2 * len(self.ranks)), lock=False)
         lifeline_child, self._lifeline = ctx.Pipe(duplex=False)
         spawn_begin = time.perf_counter()
@@ -177,7 +184,8 @@ class Cluster:
         pending = set(range(len(self._procs)))
         replies: dict[int, Any] = {}
         failures: list[dict[str, Any]] = []
-        deadline = time.monotonic() + self.timeout_s
+        limit_s = self.start_timeout_s if during == "start-up" else self.timeout_s
+        deadline = time.monotonic() + limit_s
         settle_until = None
         with _sigterm_raises():
             try:
@@ -186,7 +194,7 @@ class Cluster:
                     if failures and (settle_until is None or now >= settle_until or not _all_secondary(failures)):
                         break
                     if now >= deadline:
-                        raise self._timed_out(pending, during)
+                        raise self._timed_out(pending, during, limit_s)
                     waitables = {self._conns[r]: r for r in pending}
                     waitables.update({self._procs[r].sentinel: r for r in pending})
                     limit = min(deadline, settle_until or deadline) - now
@@ -269,7 +277,7 @@ class Cluster:
         self.failure = record
         return WorkerFailed(record["message"], record)
 
-    def _timed_out(self, pending: set[int], during: str) -> RunTimeout:
+    def _timed_out(self, pending: set[int], during: str, limit_s: float) -> RunTimeout:
         busy = []
         for rank in sorted(pending):
             step, waiting = self._progress[2 * rank], self._progress[2 * rank + 1]
@@ -278,7 +286,7 @@ class Cluster:
                 doing += f", waiting for a value from rank {waiting}"
             busy.append({"rank": rank, "doing": doing})
         text = "; ".join(f"{self._where(b['rank'])} {b['doing']}" for b in busy)
-        message = f"no reply within {self.timeout_s:g} s during {during}: {text}"
+        message = f"no reply within {limit_s:g} s during {during}: {text}"
         self.failure = {"type": "RunTimeout", "message": message, "during": during, "busy": busy}
         return RunTimeout(message, self.failure)
 

@@ -32,14 +32,16 @@ class DistributedModule:
     device in `placement`, plus a driver process (rank 0) that holds inputs and outputs.
 
     backend: "gloo" (CPU), or "nccl" for CUDA devices (CPU values then still go over gloo).
-    timeout_s: the longest any start-up or command may take before every process is ended.
+    timeout_s: the longest one command (a call, a measurement phase) may take before every
+    process is ended; start_timeout_s the same for start-up (default: timeout_s).
     start_method: "forkserver" (torch imported once, ranks start in milliseconds) or "spawn".
     threads_per_worker: torch intra-op threads in each process (1 keeps ranks off each other's cores).
     Execution is forward-only under `torch.no_grad()`; each rank seeds its own RNG with `seed`.
     """
 
     def __init__(self, split: GraphModule, placement: Placement | Mapping[int, Any], backend: str = "gloo", *,
-                 timeout_s: float = 60.0, start_method: str = "forkserver", threads_per_worker: int = 1,
+                 timeout_s: float = 60.0, start_timeout_s: float | None = None, start_method: str = "forkserver",
+                 threads_per_worker: int = 1,
                  host: str = "127.0.0.1", seed: int = 0):
         self.split = split
         self.placement = Placement.of(placement)
@@ -56,7 +58,7 @@ class DistributedModule:
         self.startup: dict[str, Any] | None = None
         ranks = self.plan.describe()["ranks"]
         self.cluster = Cluster(ranks, [s.name for s in self.plan.steps], timeout_s=timeout_s,
-                               start_method=start_method, host=host)
+                               start_timeout_s=start_timeout_s, start_method=start_method, host=host)
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -179,7 +181,7 @@ class DistributedModule:
                      for name, readers in self.plan.constant_readers.items() if rank in readers}
         env = {"GLOO_SOCKET_IFNAME": "lo", "NCCL_SOCKET_IFNAME": "lo"} if self.host in _LOOPBACK else {}
         return RankSetup(rank=rank, plan=self.plan, modules=modules, constants=constants, backend=self.backend,
-                         host=self.host, port=port, timeout_s=self.timeout_s, threads=self.threads_per_worker,
+                         host=self.host, port=port, timeout_s=2 * max(self.cluster.timeout_s, self.cluster.start_timeout_s) + 10, threads=self.threads_per_worker,
                          seed=self.seed, env=env)
 
 

@@ -34,6 +34,9 @@ from fxflow.distributed.plan import DRIVER, Plan, Ref, Step, map_values
 from fxflow.distributed.wire import Sent, Wire
 
 # Imported by the forkserver once, so that forking a rank costs milliseconds, not a torch import.
+# (Like every multiprocessing child, a rank still runs the caller's script as __mp_main__ when
+# the caller is a script, `python x.py`; keep its heavy imports under `if __name__ == "__main__"`.
+# `python -m pkg` callers such as `python -m fxflow` or `python -m pytest` are not re-run.)
 PRELOAD = ("torch", "torch.distributed", "fxflow.distributed.worker")
 IDLE = -1
 
@@ -49,7 +52,7 @@ class RankSetup:
     backend: str  # "gloo", or a CUDA backend ("nccl") paired with gloo for CPU tensors
     host: str
     port: int  # the caller's TCPStore
-    timeout_s: float
+    timeout_s: float  # a rank's own limit on any one wait, a backstop behind the caller's deadline
     threads: int = 1
     seed: int = 0
     env: dict[str, str] = field(default_factory=dict)
