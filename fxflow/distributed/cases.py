@@ -16,7 +16,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 from torch.fx import GraphModule, symbolic_trace
-from torch.fx.experimental.accelerator_partitioner import Partitioner
+from torch.fx.experimental.accelerator_partitioner import Partitioner, set_parents_and_children
 from torch.fx.experimental.partitioner_utils import (
     Device,
     Partition,
@@ -102,13 +102,16 @@ def _partition(name: str, model: nn.Module, inputs: dict[str, Any], budgets: lis
     traced = symbolic_trace(model)
     graph_manipulation.get_size_of_all_nodes(traced, list(inputs.values()))
     devices = [Device(f"dev_{i}", b, i) for i, b in enumerate(budgets)]
-    latency = MeasuredLatency(repeats=5).mapping(traced, list(inputs.values())) if predict else {}
+    latency = MeasuredLatency(repeats=15).mapping(traced, list(inputs.values())) if predict else {}
     node_to_partition, partition_to_devices = aot(traced) if aot else ({}, {})
     partitioner = Partitioner()
     config = PartitionerConfig(devices, mode=mode, node_to_latency_mapping=latency,
                                node_to_partition_mapping=node_to_partition,
                                partition_to_logical_device_mapping=partition_to_devices)
     result = partitioner.partition_graph(traced, traced, config)
+    if mode == PartitionMode.aot_based:
+        # torch's aot_based mode leaves parents/children empty, which its critical path needs
+        set_parents_and_children(partitioner.partitions)
     specs = [SimpleNamespace(name=d.name, logical_id=d.logical_id, mem_bytes=d.available_mem_bytes) for d in devices]
     facts = describe_partitions(partitioner.partitions, specs, mode.name)
     if latency:

@@ -28,7 +28,7 @@ import torch
 import torch.distributed as dist
 import torch.utils._pytree as pytree
 
-FIRST_BYTES = 64 * 1024  # the receive each rank keeps posted per peer
+FIRST_BYTES = 1 << 20  # the receive each rank keeps posted per peer; larger values take a second message
 _LEN = 8  # little-endian length of the pickled header, at the start of the first message
 _ALIGN = 16  # payload offsets are aligned so that every tensor can be a view of the payload
 
