@@ -128,7 +128,7 @@ def test_interrupt_ends_every_rank(no_leftovers, signum, raised):
     split.submod_1 = Sleep(60)
     dm = DistributedModule(split, PLACEMENT, timeout_s=30)
     dm.start()
-    timer = threading.Timer(0.3, os.kill, (os.getpid(), signum))
+    timer = threading.Timer(0.2, os.kill, (os.getpid(), signum))
     timer.start()
     with pytest.raises(raised):
         dm(torch.randn(3, 4))

@@ -16,10 +16,10 @@ the partition's nodes) equals the measured seconds. Feed `bytes_per_s` as
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-import numpy as np
 from torch.fx import GraphModule, Node
 from torch.fx.experimental.partitioner_utils import (
     NodeLatency,
@@ -29,15 +29,15 @@ from torch.fx.experimental.partitioner_utils import (
     get_partition_to_latency_mapping,
 )
 
-_NON_COMPUTE = ("placeholder", "get_attr", "output")
-
 
 def calibrated_latency(measurement: Mapping[str, Any], split: GraphModule) -> dict[str, Any]:
     """Measured seconds per partition (with its compute node names) and transfer speed."""
+    from fxflow.transforms.base import NON_COMPUTE_OPS  # here: ranks import this package and need none of it
+
     partitions = []
     for part in measurement["partitions"]:
         submod = split.get_submodule(f"submod_{part['id']}")
-        nodes = [n.name for n in submod.graph.nodes if n.op not in _NON_COMPUTE] if isinstance(submod, GraphModule) else []
+        nodes = [n.name for n in submod.graph.nodes if n.op not in NON_COMPUTE_OPS] if isinstance(submod, GraphModule) else []
         partitions.append({"id": part["id"], "compute_s": part["compute_s"], "nodes": nodes})
     return {"unit": "s", "source": "measured", "partitions": partitions, "transfer": transfer_speed(measurement["edges"])}
 
@@ -56,7 +56,7 @@ def transfer_speed(edges: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     }
     sizes = {b for b, _ in points}
     if len(sizes) >= 2:
-        slope, intercept = np.polyfit([float(b) for b, _ in points], [s for _, s in points], 1)
+        slope, intercept = statistics.linear_regression([float(b) for b, _ in points], [s for _, s in points])
         if slope > 0:
             result["fit_bytes_per_s"] = 1.0 / slope
             result["fit_latency_s"] = max(float(intercept), 0.0)
@@ -67,8 +67,10 @@ def node_latency_mapping(calibration: Mapping[str, Any], gm: GraphModule,
                          weights: Mapping[Node, NodeLatency] | None = None) -> dict[Node, NodeLatency]:
     """torch's node -> NodeLatency over `gm` (matched by node name), reproducing each measured
     partition's seconds under torch's partition latency. Nodes no partition names get zero."""
+    from fxflow.transforms.base import NON_COMPUTE_OPS
+
     by_name = {n.name: n for n in gm.graph.nodes}
-    mapping = {n: NodeLatency(0.0, 0.0) for n in gm.graph.nodes if n.op not in _NON_COMPUTE}
+    mapping = {n: NodeLatency(0.0, 0.0) for n in gm.graph.nodes if n.op not in NON_COMPUTE_OPS}
     for part in calibration["partitions"]:
         nodes = [by_name[name] for name in part["nodes"] if name in by_name]
         if not nodes:

@@ -29,6 +29,7 @@ from torch.fx.passes import graph_manipulation
 
 from fxflow.models.recommendation import SparseNN
 from fxflow.models.staged import MLPChain, ParallelBranches
+from fxflow.transforms.base import NON_COMPUTE_OPS
 from fxflow.transforms.latency import MeasuredLatency
 from fxflow.transforms.partition import describe_partitions
 
@@ -82,7 +83,7 @@ def branches_case(predict: bool = True, width: int = 128, branches: int = 3, bat
         for node in gm.graph.nodes:
             if node.name.startswith("branch_"):
                 to_partition[node] = int(node.name.split("_")[1]) + 1
-            elif node.op not in ("placeholder", "get_attr", "output"):
+            elif node.op not in NON_COMPUTE_OPS:
                 to_partition[node] = 0 if node.name in ("stem", "relu") else branches + 1
         devices = {0: [0], branches + 1: [0], **{i + 1: [i] for i in range(branches)}}
         return to_partition, devices

@@ -117,6 +117,8 @@ class Cluster:
 
     def start(self, make_setup: Callable[[int, int], RankSetup]) -> dict[str, Any]:
         """Start every rank, ship its setup, wait until all joined the process group; timings."""
+        if self._procs:
+            raise RuntimeError("these ranks were started already; a Cluster starts once")
         begin = time.perf_counter()
         forkserver_s = prestart() if self.start_method == "forkserver" else 0.0
         ctx = mp.get_context(self.start_method)
@@ -142,8 +144,12 @@ class Cluster:
         hello = self._await("hello", "start-up")
         self.pids = [hello[r]["pid"] for r in range(len(self.ranks))]
         spawned = time.perf_counter()
-        for rank in range(len(self.ranks)):
-            self._post(rank, pickle.dumps(make_setup(rank, self._store.port)))
+        try:
+            for rank in range(len(self.ranks)):
+                self._post(rank, pickle.dumps(make_setup(rank, self._store.port)))
+        except BaseException:  # e.g. a module that does not pickle: the ranks must not wait for it
+            self._end()
+            raise
         ready = self._await("ready", "start-up")
         end = time.perf_counter()
         return {

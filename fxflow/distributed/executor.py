@@ -41,8 +41,7 @@ class DistributedModule:
 
     def __init__(self, split: GraphModule, placement: Placement | Mapping[int, Any], backend: str = "gloo", *,
                  timeout_s: float = 60.0, start_timeout_s: float | None = None, start_method: str = "forkserver",
-                 threads_per_worker: int = 1,
-                 host: str = "127.0.0.1", seed: int = 0):
+                 threads_per_worker: int = 1, host: str = "127.0.0.1", seed: int = 0):
         self.split = split
         self.placement = Placement.of(placement)
         self.plan = build_plan(split, self.placement)
@@ -50,8 +49,6 @@ class DistributedModule:
         if cuda and backend == "gloo":
             raise ValueError("CUDA devices in the placement need a CUDA backend (backend='nccl')")
         self.backend = backend
-        self.timeout_s = timeout_s
-        self.start_method = start_method
         self.threads_per_worker = threads_per_worker
         self.host = host
         self.seed = seed
@@ -69,6 +66,7 @@ class DistributedModule:
         return self.startup
 
     def close(self) -> None:
+        """End every process (also done at garbage collection and interpreter exit)."""
         self.cluster.close()
 
     def __enter__(self) -> "DistributedModule":
@@ -123,7 +121,8 @@ class DistributedModule:
         inputs = self._check(inputs)
         requests = self._run([[inputs]] * (warmup + repeats))
         probe = self._probe(probe_repeats, warmup)
-        pipeline = self._pipeline(inputs, microbatches, repeats, warmup, split_inputs) if microbatches > 1 else None
+        full = requests[DRIVER]["outputs"][-1]
+        pipeline = self._pipeline(inputs, full, microbatches, repeats, warmup, split_inputs) if microbatches > 1 else None
         return summarize(self, requests, probe, pipeline, warmup)
 
     def _probe(self, repeats: int, warmup: int) -> dict[int, list[float]]:
@@ -134,10 +133,11 @@ class DistributedModule:
         replies = self.cluster.command("probe", {rank: arg for rank in self.plan.devices})
         return {i: samples for reply in replies.values() for i, samples in reply.items()}
 
-    def _pipeline(self, inputs: dict[str, Any], count: int, repeats: int, warmup: int,
+    def _pipeline(self, inputs: dict[str, Any], full: Any, count: int, repeats: int, warmup: int,
                   names: Sequence[str] | None) -> dict[str, Any]:
+        """Micro-batches streamed through the ranks (GPipe's forward schedule on a chain) against
+        the same micro-batches one after another; the joined output against the full batch's."""
         chunks = split_batch(inputs, count, names)
-        full = self._run([[inputs]])[DRIVER]["outputs"][0]
         streamed = self._run([chunks] * (warmup + repeats))
         one_by_one = self._run([[c] for c in chunks] * (warmup + repeats))
         waves = streamed[DRIVER]["waves_s"][warmup:]

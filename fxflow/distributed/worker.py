@@ -65,8 +65,11 @@ def worker_main(rank: int, conn: Connection, lifeline: Connection, progress: Any
     runner: RankRunner | None = None
     try:
         _reply(conn, "hello", {"pid": os.getpid()})
-        setup: RankSetup = pickle.loads(conn.recv_bytes())
+        data = conn.recv_bytes()
+        start = time.perf_counter()
+        setup: RankSetup = pickle.loads(data)
         runner = RankRunner(setup, progress)
+        runner.startup["load_s"] += runner.began - start
         _reply(conn, "ready", runner.startup)
         while True:
             command, arg = pickle.loads(conn.recv_bytes())
@@ -107,7 +110,7 @@ class RankRunner:
     """One rank's share of the plan, its modules on its device, and the commands it serves."""
 
     def __init__(self, setup: RankSetup, progress: Any):
-        start = time.perf_counter()
+        self.began = start = time.perf_counter()
         self.rank = setup.rank
         self.plan = setup.plan
         self.progress = progress
