@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 import pytest
 import torch
 from torch import nn
@@ -107,4 +105,4 @@ def test_nested_and_non_tensor_values_cross_processes():
     expected = model(x, 3)
     ok, detail, _ = compare(expected, out, {})
     assert ok, detail
-    assert type(out["parts"]) is list and out["rows"] == 3 and not math.isnan(out["y"].sum().item())
+    assert type(out["parts"]) is list and out["rows"] == 3

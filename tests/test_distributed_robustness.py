@@ -16,7 +16,7 @@ from torch.fx import GraphModule, symbolic_trace
 from torch.fx.passes.split_module import split_module
 
 from fxflow.distributed import DistributedModule, RunTimeout, Terminated, WorkerFailed, prestart
-from tests.fixtures_models.faults import Raise, Sleep
+from fixtures_models.faults import Raise, Sleep  # tests/ is on sys.path, here and in the ranks
 
 PLACEMENT = {0: (1, "cpu"), 1: (2, "cpu")}
 
