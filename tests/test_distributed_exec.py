@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 from torch import nn
@@ -10,7 +12,7 @@ from torch.fx.experimental.partitioner_utils import get_latency_of_one_partition
 from torch.fx.passes.split_module import split_module
 
 from fxflow.checks.equivalence import call_replayed, compare
-from fxflow.distributed import DistributedModule, build_plan, placement_from_facts
+from fxflow.distributed import DistributedModule, build_plan, placement_from_facts, run_partitioned
 from fxflow.distributed.calibration import calibrated_latency, node_latency_mapping
 from fxflow.distributed.cases import branches_case, chain_case, sparse_nn_case
 from fxflow.distributed.compare import compare_with_prediction
@@ -51,6 +53,7 @@ def test_chain_in_four_stages_pipelined_and_compared():
         out = dm(case.inputs["x"])
         measurement = dm.measure(case.inputs, microbatches=4, **QUICK)
     _matches_eager(case, [out], [case.inputs])
+    assert json.loads(json.dumps(measurement)) == measurement
     pipeline = measurement["pipeline"]
     assert pipeline["chain"] and pipeline["microbatches"] == 4 and pipeline["matches_full_batch"]
     assert pipeline["samples_per_s"] > 0
@@ -74,13 +77,13 @@ def test_chain_in_four_stages_pipelined_and_compared():
 
 def test_parallel_branches():
     case = branches_case(predict=False, width=32)
-    with DistributedModule(case.split, placement_from_facts(case.facts["partitions"])) as dm:
-        out = dm(**case.inputs)
-        plan = dm.plan
+    out, record = run_partitioned(case.split, placement_from_facts(case.facts["partitions"]), case.inputs, measure=False)
     _matches_eager(case, [out], [case.inputs])
-    # the stem's output fans out to the two other workers, and the branches come back for the head
-    fan_out = {(e.src_rank, e.dst_rank) for e in plan.edges}
-    assert {(1, 2), (1, 3), (2, 1), (3, 1)} <= fan_out
+    assert [r["partitions"] for r in record["ranks"]] == [[], [0, 1, 4], [2], [3]]
+    # the stem fans out to three branches (two of them on other workers), which join in the head
+    assert {tuple(e) for e in record["partition_dag"]} == {
+        ("input", 0), (0, 1), (0, 2), (0, 3), (1, 4), (2, 4), (3, 4), (4, "output")}
+    assert not record["chain"]
 
 
 class _Nested(nn.Module):

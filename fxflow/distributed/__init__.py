@@ -83,6 +83,9 @@ end_to_end_min_s, end_to_end_samples_s (one request, driver to driver); pipeline
 sequential_microbatches_s, speedup, samples_per_s, stage_compute_s, ideal_compute_only_s,
 matches_full_batch, max_abs_diff}. The pipeline streams micro-batches (split along dim 0)
 through every rank without waiting for outputs: for a chain that is GPipe's forward schedule.
+(torch.distributed.pipelining's ScheduleGPipe also runs forward-only on gloo and CPU, but its
+stages exchange tensors only, one stage per rank with the result on the last one, while split
+modules pass tuples, ints and values that skip stages; streaming here works on any DAG.)
 """
 
 from fxflow.distributed.calibration import calibrated_latency, node_latency_mapping, predicted_critical_path
