@@ -16,6 +16,7 @@ from fxflow.distributed import DistributedModule, build_plan, placement_from_fac
 from fxflow.distributed.calibration import calibrated_latency, node_latency_mapping
 from fxflow.distributed.cases import branches_case, chain_case, sparse_nn_case
 from fxflow.distributed.compare import compare_with_prediction
+from fxflow.distributed.wire import CHUNK_BYTES
 
 QUICK = {"repeats": 2, "warmup": 1, "probe_repeats": 2}
 
@@ -109,3 +110,20 @@ def test_nested_and_non_tensor_values_cross_processes():
     ok, detail, _ = compare(expected, out, {})
     assert ok, detail
     assert type(out["parts"]) is list and out["rows"] == 3
+
+
+class _Scale(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = x * 2
+        return y + 1
+
+
+def test_values_larger_than_a_message_cross_in_chunks():
+    model = _Scale()
+    split = split_module(symbolic_trace(model), model, lambda node: 0 if node.name == "mul" else 1)
+    x = torch.randn(3, 100_000)  # 1.2 MB: several chunks each way
+    assert x.numel() * 4 > 4 * CHUNK_BYTES
+    with DistributedModule(split, {0: (1, "cpu"), 1: (2, "cpu")}) as dm:
+        out = dm(x)
+    torch.testing.assert_close(out, model(x), rtol=0, atol=0)
+

@@ -1,26 +1,31 @@
 """Point-to-point transfer of one value between two ranks over torch.distributed.
 
 A value is any pytree (tuples, lists, dicts, namedtuples) of tensors and plain Python values
-(ints, None, strings). It travels as one message: a length, a pickled skeleton of the value
-(each tensor replaced by its shape, dtype and offset, plus a key naming the value) and one
-flat byte payload holding every tensor. A value too large for the receiver's standing buffer
-(`FIRST_BYTES`), or a payload that travels over CUDA, sends its payload as a second message.
+(ints, None, strings). It travels as one byte stream: a length, a pickled skeleton of the value
+(each tensor replaced by its shape, dtype and offset, plus a key naming the value), then one
+flat payload holding every tensor. The stream is cut into chunks of at most `CHUNK_BYTES`,
+each one message; most values are a single message.
 
-Messages are self-describing, so a receiver reads whatever its peer sent next and keeps
-values it does not need yet: sender and receiver need not agree on an order beyond the
-per-pair order that every backend guarantees. Each receiver keeps one receive posted per
-peer (gloo accepts a shorter message into a longer buffer), so a sender's message leaves at
-once instead of waiting for the receiver to ask for it: on a busy machine every hand-off
-between processes costs a scheduling slice, and this saves one per value.
+Every receiver keeps `STANDING` receives of `CHUNK_BYTES` posted per peer (gloo accepts a
+shorter message into a longer buffer), so a sender's chunks leave at once instead of each
+waiting for the receiver to ask for it: on a busy machine every hand-off between processes
+costs a scheduling slice, and streamed micro-batches would pay one per chunk.
 
-The first message always goes over the CPU backend (gloo); a payload goes over CUDA (nccl)
-only when both ends are CUDA devices and the process group has a CUDA backend.
+Messages are self-describing, so a receiver reads whatever its peer sent next and keeps values
+it does not need yet: sender and receiver need not agree on an order beyond the per-pair order
+that every backend guarantees (gloo matches a peer's messages to posted receives first in,
+first out).
+
+The stream always goes over the CPU backend (gloo); when both ends are CUDA devices and the
+process group has a CUDA backend (nccl), the payload leaves the stream and goes over CUDA as a
+message of its own.
 """
 
 from __future__ import annotations
 
 import pickle
 import time
+from collections import deque
 from dataclasses import dataclass
 from typing import Any, Hashable
 
@@ -28,8 +33,9 @@ import torch
 import torch.distributed as dist
 import torch.utils._pytree as pytree
 
-FIRST_BYTES = 1 << 20  # the receive each rank keeps posted per peer; larger values take a second message
-_LEN = 8  # little-endian length of the pickled header, at the start of the first message
+CHUNK_BYTES = 256 * 1024  # largest message; the size of each standing receive
+STANDING = 4  # receives kept posted per peer
+_LEN = 8  # little-endian length of the pickled header, at the start of a stream
 _ALIGN = 16  # payload offsets are aligned so that every tensor can be a view of the payload
 
 
@@ -73,7 +79,7 @@ class Wire:
         self.devices = {r: torch.device(d) for r, d in devices.items()}
         self.cuda_backend = cuda_backend
         self.inbox: dict[Hashable, Received] = {}
-        self.posted: dict[int, tuple[Any, torch.Tensor]] = {}  # peer -> (work, buffer) of its next first message
+        self.posted: dict[int, deque[tuple[Any, torch.Tensor]]] = {}  # peer -> standing receives, oldest first
 
     def wire_device(self, peer: int) -> torch.device:
         both_cuda = self.devices[self.rank].type == "cuda" and self.devices[peer].type == "cuda"
@@ -96,19 +102,21 @@ class Wire:
             else:
                 skeleton_leaves.append(leaf)
         header = pickle.dumps((key, pytree.tree_unflatten(skeleton_leaves, spec), total))
-        inline = _inline_at(len(header), total, wire)
-        size = inline + total if inline is not None else min(_LEN + len(header), FIRST_BYTES)
-        first = torch.empty(size, dtype=torch.uint8)
-        first[:_LEN] = torch.frombuffer(bytearray(len(header).to_bytes(_LEN, "little")), dtype=torch.uint8)
-        first[_LEN : _LEN + len(header)] = torch.frombuffer(bytearray(header[: size - _LEN]), dtype=torch.uint8)
-        buffers = [first]
-        if _LEN + len(header) > FIRST_BYTES:
-            buffers.append(torch.frombuffer(bytearray(header[FIRST_BYTES - _LEN :]), dtype=torch.uint8))
-        if inline is not None:
-            first[inline:] = _pack(tensors, total, wire)
-        elif total:
-            buffers.append(_pack(tensors, total, wire))
-        works = [dist.isend(b, dst) for b in buffers]
+        at = _aligned(_LEN + len(header))
+        apart = wire.type != "cpu"
+        stream = torch.empty(at + (0 if apart else total), dtype=torch.uint8)
+        stream[:_LEN] = torch.frombuffer(bytearray(len(header).to_bytes(_LEN, "little")), dtype=torch.uint8)
+        stream[_LEN : _LEN + len(header)] = torch.frombuffer(bytearray(header), dtype=torch.uint8)
+        buffers = [stream]
+        if total and not apart:
+            _pack(tensors, stream[at:], wire)
+        chunks = [stream[i : i + CHUNK_BYTES] for i in range(0, stream.numel(), CHUNK_BYTES)]
+        works = [dist.isend(chunk, dst) for chunk in chunks]
+        if total and apart:
+            payload = torch.empty(total, dtype=torch.uint8, device=wire)
+            _pack(tensors, payload, wire)
+            buffers.append(payload)
+            works.append(dist.isend(payload, dst))
         return Sent(works, buffers, nbytes_total, len(header))
 
     def recv(self, key: Hashable, src: int) -> Received:
@@ -117,41 +125,48 @@ class Wire:
             self._read_one(src)
         return self.inbox.pop(key)
 
-    def post(self, src: int) -> None:
-        """Keep a receive for `src`'s next first message posted."""
-        if src not in self.posted:
-            buffer = torch.empty(FIRST_BYTES, dtype=torch.uint8)
-            self.posted[src] = (dist.irecv(buffer, src), buffer)
+    def _take(self, src: int) -> torch.Tensor:
+        """The next chunk from `src`, keeping `STANDING` receives posted for the ones after it."""
+        posted = self.posted.setdefault(src, deque())
+        while len(posted) < STANDING + 1:
+            buffer = torch.empty(CHUNK_BYTES, dtype=torch.uint8)
+            posted.append((dist.irecv(buffer, src), buffer))
+        work, buffer = posted.popleft()
+        work.wait()
+        return buffer
 
     def _read_one(self, src: int) -> None:
         start = time.perf_counter()
-        self.post(src)
-        work, first = self.posted.pop(src)
-        work.wait()
-        length = int.from_bytes(first[:_LEN].numpy().tobytes(), "little")
-        body = first[_LEN : min(_LEN + length, FIRST_BYTES)].numpy().tobytes()
-        if _LEN + length > FIRST_BYTES:
-            rest = torch.empty(_LEN + length - FIRST_BYTES, dtype=torch.uint8)
-            dist.recv(rest, src)
-            body += rest.numpy().tobytes()
-        key, skeleton, total = pickle.loads(body)
+        chunks = [self._take(src)]
+        length = int.from_bytes(chunks[0][:_LEN].numpy().tobytes(), "little")
+        while len(chunks) * CHUNK_BYTES < _LEN + length:  # a header longer than a chunk
+            chunks.append(self._take(src))
+        head = chunks[0] if len(chunks) == 1 else torch.cat(chunks)
+        key, skeleton, total = pickle.loads(head[_LEN : _LEN + length].numpy().tobytes())
+        at = _aligned(_LEN + length)
         wire = self.wire_device(src)
-        inline = _inline_at(length, total, wire)
-        if inline is not None:
-            payload = first[inline : inline + total]
-        else:
+        if wire.type != "cpu":
             payload = torch.empty(total, dtype=torch.uint8, device=wire)
             if total:
                 dist.recv(payload, src)
-        self.post(src)
+        elif at + total <= CHUNK_BYTES:
+            payload = chunks[0][at : at + total]
+        else:
+            stream = torch.empty(at + total, dtype=torch.uint8)
+            for i in range(-(-stream.numel() // CHUNK_BYTES)):
+                chunk = chunks[i] if i < len(chunks) else self._take(src)
+                piece = stream[i * CHUNK_BYTES : (i + 1) * CHUNK_BYTES]
+                piece.copy_(chunk[: piece.numel()])
+            payload = stream[at:]
         local = self.devices[self.rank]
+        single = wire.type == "cpu" and at + total <= CHUNK_BYTES
         leaves, spec = pytree.tree_flatten(skeleton)
         nbytes = 0
         for i, leaf in enumerate(leaves):
             if isinstance(leaf, _TensorSlot):
                 view = payload[leaf.offset : leaf.offset + leaf.nbytes].view(leaf.dtype).reshape(leaf.shape)
-                # an inline tensor is copied out, so the standing buffer is not kept alive by it
-                leaves[i] = view.clone() if inline is not None and local.type == "cpu" else view.to(local)
+                # a tensor read out of a standing receive is copied, so the chunk buffer is not kept alive by it
+                leaves[i] = view.clone() if single and local.type == "cpu" else view.to(local)
                 nbytes += leaf.nbytes
         self.inbox[key] = Received(pytree.tree_unflatten(leaves, spec), nbytes, length, time.perf_counter() - start)
 
@@ -160,21 +175,12 @@ def _aligned(offset: int) -> int:
     return -(-offset // _ALIGN) * _ALIGN
 
 
-def _inline_at(header_length: int, total: int, wire: torch.device) -> int | None:
-    """Where the payload rides inside the first message, or None when it travels on its own
-    (too large, or over CUDA). Sender and receiver decide alike from the same figures."""
-    at = _aligned(_LEN + header_length)
-    return at if wire.type == "cpu" and at + total <= FIRST_BYTES else None
-
-
-def _pack(tensors: list[tuple[int, torch.Tensor]], total: int, wire: torch.device) -> torch.Tensor:
-    """One flat byte buffer on the wire device holding every tensor at its offset.
+def _pack(tensors: list[tuple[int, torch.Tensor]], payload: torch.Tensor, wire: torch.device) -> None:
+    """Copy every tensor into the flat byte `payload` at its offset.
 
     Always a copy: the sender may change a tensor in place while its send is in flight.
     """
-    payload = torch.empty(total, dtype=torch.uint8, device=wire)
     for offset, t in tensors:
         if t.numel():
             flat = t.detach().to(wire).contiguous().reshape(-1).view(torch.uint8)
             payload[offset : offset + flat.numel()] = flat
-    return payload
