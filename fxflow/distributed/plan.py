@@ -273,7 +273,7 @@ def build_plan(split: GraphModule, placement: Placement | Mapping[int, Any]) -> 
         elif node.name in by_name:
             by_name[node.name].send_to = tuple(sorted(users - {home[node]}))
 
-    sources = _sources(split, home, submods)
+    sources = _sources(split, submods)
     downstream = _downstream(split, submods)
     dag = nx.DiGraph()
     dag.add_nodes_from(sorted(submods.values()))
@@ -321,7 +321,7 @@ def map_values(tree: Any, fn: Callable[[Any], Any], kind: type) -> Any:
     return tree
 
 
-def _sources(split: GraphModule, home: dict[Node, int], submods: dict[str, int]) -> dict[Node, set[Any]]:
+def _sources(split: GraphModule, submods: dict[str, int]) -> dict[Node, set[Any]]:
     """Partitions (or "input") whose outputs each top-level value is made from."""
     sources: dict[Node, set[Any]] = {}
     for node in split.graph.nodes:
