@@ -1,0 +1,65 @@
+"""Turn the ranks' raw timings into the JSON-able measurement record of a distributed run."""
+
+from __future__ import annotations
+
+import statistics
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from fxflow.distributed.executor import DistributedModule
+
+
+def summarize(dm: "DistributedModule", requests: dict[int, Any] | None, probe: dict[int, list[float]],
+              pipeline: dict[str, Any] | None, warmup: int) -> dict[str, Any]:
+    """The record: where everything ran, start-up, and (given request replies) the figures."""
+    plan = dm.plan
+    described = plan.describe()
+    record: dict[str, Any] = {
+        "backend": dm.backend,
+        "world_size": plan.world_size,
+        "ranks": [dict(r, pid=pid) for r, pid in zip(described["ranks"], dm.cluster.pids)],
+        "placement": dm.placement.to_json(),
+        "partition_dag": described["partition_dag"],
+        "chain": described["chain"],
+        "startup": dm.startup,
+    }
+    if requests is None:
+        return record
+    latencies = requests[0]["latency_s"][warmup:]
+    record["repeats"] = len(latencies)
+    record["warmup"] = warmup
+    record["partitions"] = []
+    for step in plan.steps:
+        if step.partition is None:
+            continue
+        samples = [r["compute_s"][step.name] for r in requests[step.home]["requests"][warmup:]]
+        record["partitions"].append({
+            "id": step.partition,
+            "rank": step.home,
+            "device": plan.devices[step.home],
+            "device_name": plan.device_names.get(step.home),
+            "compute_s": statistics.median(samples),
+            "compute_min_s": min(samples),
+        })
+    record["partitions"].sort(key=lambda p: p["id"])
+    record["edges"] = []
+    for i, edge in enumerate(plan.edges):
+        received = [r for r in requests[edge.dst_rank]["requests"][-1]["recv"] if r[0] == edge.src_rank and r[1] == edge.value]
+        payload, header = (received[0][2], received[0][3]) if received else (None, None)
+        transfer = statistics.median(probe[i]) if probe.get(i) else None
+        record["edges"].append({
+            "value": edge.value,
+            "src_rank": edge.src_rank,
+            "dst_rank": edge.dst_rank,
+            "from": list(edge.sources),
+            "to": list(edge.consumers),
+            "bytes": payload,
+            "header_bytes": header,
+            "transfer_s": transfer,
+            "bytes_per_s": payload / transfer if transfer and payload else None,
+        })
+    record["end_to_end_s"] = statistics.median(latencies)
+    record["end_to_end_min_s"] = min(latencies)
+    record["end_to_end_samples_s"] = latencies
+    record["pipeline"] = pipeline
+    return record

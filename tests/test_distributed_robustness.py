@@ -1,0 +1,146 @@
+"""No process outlives a distributed run: not after a normal run, a rank that raises, a rank
+that dies, a timeout, Ctrl-C or SIGTERM; and the error names the rank, its partition and why."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+from torch.fx import GraphModule, symbolic_trace
+from torch.fx.passes.split_module import split_module
+
+from fxflow.distributed import DistributedModule, RunTimeout, Terminated, WorkerFailed, prestart
+from fixtures_models.faults import Raise, Sleep  # tests/ is on sys.path, here and in the ranks
+
+PLACEMENT = {0: (1, "cpu"), 1: (2, "cpu")}
+
+
+class _TwoStages(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.first = nn.Linear(4, 4)
+        self.second = nn.Linear(4, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.second(torch.relu(self.first(x)))
+
+
+def _split() -> GraphModule:
+    model = _TwoStages()
+    return split_module(symbolic_trace(model), model, lambda node: 0 if node.name in ("first", "relu") else 1)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def _descendants(pid: int) -> set[int]:
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = set(), [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.add(child)
+            todo.append(child)
+    return found
+
+
+@pytest.fixture
+def no_leftovers():
+    """Yields a check: every rank of the run has ended and the test process has no new descendants."""
+    prestart()  # the forkserver is a long-lived helper of this process, not a rank
+    before = _descendants(os.getpid())
+
+    def check(dm: DistributedModule) -> None:
+        assert dm.cluster.pids, "the run never started its ranks"
+        assert [pid for pid in dm.cluster.pids if _alive(pid)] == []
+        assert {p for p in _descendants(os.getpid()) - before if _alive(p)} == set()
+
+    return check
+
+
+def test_normal_run_leaves_nothing(no_leftovers):
+    split = _split()
+    x = torch.randn(3, 4)
+    with DistributedModule(split, PLACEMENT) as dm:
+        torch.testing.assert_close(dm(x), split(x))
+        assert all(_alive(pid) for pid in dm.cluster.pids)
+    no_leftovers(dm)
+
+
+def test_raising_partition_names_rank_partition_and_reason(no_leftovers):
+    split = _split()
+    split.submod_1 = Raise()
+    dm = DistributedModule(split, PLACEMENT, timeout_s=30)
+    with pytest.raises(WorkerFailed, match=r"rank 2 \(partitions \[1\].*in submod_1.*ValueError: injected failure") as err:
+        dm(torch.randn(3, 4))
+    record = err.value.record
+    assert (record["rank"], record["partition"], record["type"]) == (2, 1, "ValueError")
+    assert "injected failure" in record["traceback"]
+    no_leftovers(dm)
+    with pytest.raises(RuntimeError, match="injected failure"):
+        dm(torch.randn(3, 4))  # the run is over and says why
+
+
+def test_killed_rank_is_reported_and_the_rest_end(no_leftovers):
+    dm = DistributedModule(_split(), PLACEMENT, timeout_s=30)
+    dm.start()
+    os.kill(dm.cluster.pids[1], signal.SIGKILL)
+    with pytest.raises(WorkerFailed, match=r"rank 1 \(partitions \[0\].*killed by SIGKILL") as err:
+        dm(torch.randn(3, 4))
+    assert err.value.record["exitcode"] == -signal.SIGKILL
+    no_leftovers(dm)
+
+
+def test_timeout_ends_every_rank_and_says_what_each_was_doing(no_leftovers):
+    split = _split()
+    split.submod_1 = Sleep(60)
+    dm = DistributedModule(split, PLACEMENT, timeout_s=0.5, start_timeout_s=30)
+    dm.start()
+    start = time.monotonic()
+    with pytest.raises(RunTimeout, match=r"rank 2 \(partitions \[1\].*running submod_1") as err:
+        dm(torch.randn(3, 4))
+    assert time.monotonic() - start < 5
+    assert "rank 0 (driver) running output, waiting for a value from rank 2" in str(err.value)
+    no_leftovers(dm)
+
+
+@pytest.mark.parametrize("signum, raised", [(signal.SIGINT, KeyboardInterrupt), (signal.SIGTERM, Terminated)])
+def test_interrupt_ends_every_rank(no_leftovers, signum, raised):
+    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL and signum == signal.SIGTERM:
+        pytest.skip("SIGTERM is handled by the test runner here")
+    split = _split()
+    split.submod_1 = Sleep(60)
+    dm = DistributedModule(split, PLACEMENT, timeout_s=30)
+    dm.start()
+    timer = threading.Timer(0.2, os.kill, (os.getpid(), signum))
+    timer.start()
+    with pytest.raises(raised):
+        dm(torch.randn(3, 4))
+    timer.join()
+    no_leftovers(dm)
+
+
+def test_parallel_runs_get_their_own_ports(no_leftovers):
+    split = _split()
+    x = torch.randn(2, 4)
+    with DistributedModule(split, PLACEMENT) as first, DistributedModule(split, PLACEMENT) as second:
+        assert first.startup["port"] != second.startup["port"]
+        torch.testing.assert_close(first(x), second(x))
+    no_leftovers(first)
+    no_leftovers(second)
