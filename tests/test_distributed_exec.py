@@ -11,7 +11,8 @@ from torch.fx import symbolic_trace
 from torch.fx.experimental.partitioner_utils import get_latency_of_one_partition
 from torch.fx.passes.split_module import split_module
 
-from fxflow.checks.equivalence import call_replayed, compare
+from fxflow.checks.equivalence import call_replayed, compare_outputs as compare
+from fxflow.inputs import InputSet
 from fxflow.distributed import DistributedModule, build_plan, placement_from_facts, run_partitioned
 from fxflow.distributed.calibration import calibrated_latency, node_latency_mapping
 from fxflow.distributed.cases import branches_case, chain_case, sparse_nn_case
@@ -23,7 +24,7 @@ QUICK = {"repeats": 2, "warmup": 1, "probe_repeats": 2}
 
 def _matches_eager(case, outputs, input_sets):
     for inputs, out in zip(input_sets, outputs):
-        ok, detail, _ = compare(call_replayed(case.model, inputs, case.rng_seed), out, {})
+        ok, detail, _ = compare(call_replayed(case.model, InputSet(dict(inputs)), case.rng_seed), out, {})
         assert ok, detail
 
 

@@ -32,7 +32,7 @@ from torch.fx.experimental.partitioner_utils import (
 
 def calibrated_latency(measurement: Mapping[str, Any], split: GraphModule) -> dict[str, Any]:
     """Measured seconds per partition (with its compute node names) and transfer speed."""
-    from fxflow.transforms.base import NON_COMPUTE_OPS  # here: ranks import this package and need none of it
+    from fxflow.nodes import NON_COMPUTE_OPS  # here: ranks import this package and need none of it
 
     partitions = []
     for part in measurement["partitions"]:
@@ -67,7 +67,7 @@ def node_latency_mapping(calibration: Mapping[str, Any], gm: GraphModule,
                          weights: Mapping[Node, NodeLatency] | None = None) -> dict[Node, NodeLatency]:
     """torch's node -> NodeLatency over `gm` (matched by node name), reproducing each measured
     partition's seconds under torch's partition latency. Nodes no partition names get zero."""
-    from fxflow.transforms.base import NON_COMPUTE_OPS
+    from fxflow.nodes import NON_COMPUTE_OPS
 
     by_name = {n.name: n for n in gm.graph.nodes}
     mapping = {n: NodeLatency(0.0, 0.0) for n in gm.graph.nodes if n.op not in NON_COMPUTE_OPS}

@@ -29,9 +29,10 @@ from torch.fx.passes import graph_manipulation
 
 from fxflow.models.recommendation import SparseNN
 from fxflow.models.staged import MLPChain, ParallelBranches
-from fxflow.transforms.base import NON_COMPUTE_OPS
-from fxflow.transforms.latency import MeasuredLatency
-from fxflow.transforms.partition import describe_partitions
+from fxflow.nodes import NON_COMPUTE_OPS
+from fxflow.inputs import InputSet
+from fxflow.partitioning.latency import MeasuredLatency
+from fxflow.partitioning.torch_backend import describe_partitions
 
 
 @dataclass
@@ -103,7 +104,7 @@ def _partition(name: str, model: nn.Module, inputs: dict[str, Any], budgets: lis
     traced = symbolic_trace(model)
     graph_manipulation.get_size_of_all_nodes(traced, list(inputs.values()))
     devices = [Device(f"dev_{i}", b, i) for i, b in enumerate(budgets)]
-    latency = MeasuredLatency(repeats=15).mapping(traced, list(inputs.values())) if predict else {}
+    latency = MeasuredLatency(repeats=15).mapping(traced, InputSet(dict(inputs))) if predict else {}
     node_to_partition, partition_to_devices = aot(traced) if aot else ({}, {})
     partitioner = Partitioner()
     config = PartitionerConfig(devices, mode=mode, node_to_latency_mapping=latency,
