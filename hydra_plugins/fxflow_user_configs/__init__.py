@@ -14,7 +14,10 @@ from hydra.plugins.search_path_plugin import SearchPathPlugin
 
 class FxflowUserConfigs(SearchPathPlugin):
     def manipulate_search_path(self, search_path: ConfigSearchPath) -> None:
-        from fxflow.paths import conf_dir, user_config_dirs
+        try:
+            from fxflow.paths import conf_dir, user_config_dirs
+        except ImportError:  # an fxflow without user config folders shadows this plugin's own
+            return
 
         shipped = str(conf_dir())
         if not any(e.provider == "main" and e.path.removeprefix("file://") == shipped for e in search_path.get_path()):
