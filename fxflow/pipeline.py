@@ -30,7 +30,7 @@ from fxflow.plan import Plan, plan_run
 from fxflow.record.graphs import write_stage_graph
 from fxflow.record.writer import RunRecord
 from fxflow.reports.stage import reports_for
-from fxflow.requirements import RequirementMissing, unmet
+from fxflow.requirements import RequirementMissing
 from fxflow.run_state import RunState
 from fxflow.transforms.base import StageContext
 
@@ -82,10 +82,6 @@ def run_job(cfg: DictConfig | dict[str, Any], run_dir: Path, overrides: list[str
 
 
 def _execute(plan: Plan, record: RunRecord, state: RunState) -> None:
-    missing = unmet(plan.spec.requires) + unmet(plan.spec.model.requires)
-    if missing:
-        state.step = "requires"
-        raise RequirementMissing("; ".join(missing))
     pictures = plan.spec.report.pictures
     model, inputs = _build(plan, state)
     gm = _trace(plan, model, inputs, state)
@@ -102,7 +98,7 @@ def _build(plan: Plan, state: RunState) -> tuple[Any, InputSet]:
     spec = plan.spec
     with state.timed("build"), _step("build", "model.module"):
         torch.manual_seed(spec.seed)
-        model = plan.model_factory(**{k: v for k, v in spec.model.module.items() if k != "_target_"})
+        model = _make(plan.model_factory, spec.model.module)
         if isinstance(model, torch.nn.Module):
             model.train(spec.model.train)
         inputs = make_inputs(spec.model.inputs, spec.seed)
@@ -221,8 +217,16 @@ def _reference(plan: Plan, model: Any) -> Reference:
     ref = plan.spec.equivalence.reference
     if ref is None:
         return Reference(model, "eager model" + (" (trace-time RNG replayed)" if plan.spec.equivalence.replay_rng else ""))
-    built = plan.reference_factory(**{k: v for k, v in ref.items() if k != "_target_"})
+    built = _make(plan.reference_factory, ref)
     return Reference(built, f"reference model {ref['_target_']}")
+
+
+def _make(factory: Callable[..., Any], section: dict[str, Any]) -> Any:
+    """Call a model or reference factory with its config arguments; with `_partial_: true` the
+    target itself is the callable under study (a plain function to trace)."""
+    if section.get("_partial_"):
+        return factory
+    return factory(**{k: v for k, v in section.items() if k not in ("_target_", "_partial_")})
 
 
 @contextmanager

@@ -81,7 +81,10 @@ def build_component(section: Mapping[str, Any], path: str, problems: list[Proble
 
 
 def check_callable_target(section: Mapping[str, Any], path: str, problems: list[Problem]) -> Callable | None:
-    """Check that a model/reference `_target_` imports and accepts the given arguments, without calling it."""
+    """Check that a model/reference `_target_` imports and accepts the given arguments, without calling it.
+
+    With `_partial_: true` (Hydra's word for "do not call") the target is the callable under
+    study itself, e.g. a plain function to trace, and takes no config arguments."""
     obj = resolve_target(section, path, problems)
     if obj is None:
         return None
@@ -89,6 +92,13 @@ def check_callable_target(section: Mapping[str, Any], path: str, problems: list[
         problems.append(Problem(join_path(path, "_target_"), "is not callable", section["_target_"]))
         return None
     params = {k: v for k, v in section.items() if not k.startswith("_")}
+    if section.get("_partial_"):  # the callable itself is under study (a function to trace); nothing is called
+        if params or section.get("_args_"):
+            problems.append(Problem(path, "takes no arguments with `_partial_: true`: the callable itself is used, "
+                                    "and a function's parameters are its inputs", params,
+                                    "declare them under model.inputs; fix one with tracer.concrete_args"))
+            return None
+        return obj
     try:
         signature = inspect.signature(obj)
     except (TypeError, ValueError):
