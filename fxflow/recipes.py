@@ -22,11 +22,21 @@ def recipe_files(folder: Path | None = None) -> dict[str, Path]:
     return {p.stem: p for p in sorted(folder.glob("*.yaml"))}
 
 
+# Recipe file -> (mtime, size) when it was last stored: every compose registers the recipes, and
+# parsing every file again each time grows with the number of recipes.
+_STORED: dict[Path, tuple[int, int]] = {}
+
+
 def register_recipes(folder: Path | None = None) -> list[str]:
-    """Store each recipe file in the ConfigStore group `recipe`; return the names."""
+    """Store each recipe file in the ConfigStore group `recipe` (again only when the file changed
+    or the store lost it); return the names."""
     store = ConfigStore.instance()
     names = []
     for name, path in recipe_files(folder).items():
-        store.store(group="recipe", name=name, node=OmegaConf.load(path), package="_global_")
+        stat = path.stat()
+        stamp = (stat.st_mtime_ns, stat.st_size)
+        if _STORED.get(path) != stamp or f"{name}.yaml" not in store.repo.get("recipe", {}):
+            store.store(group="recipe", name=name, node=OmegaConf.load(path), package="_global_")
+            _STORED[path] = stamp
         names.append(name)
     return names
