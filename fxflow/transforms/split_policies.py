@@ -84,20 +84,12 @@ class CutAt(SplitPolicy):
             function_at(target)
         return target
 
-    def matches(self, node: Node) -> bool:
-        if node.op != self.op:
-            return False
-        if self.target is None:
-            return True
-        if self.op == "call_function":
-            return node.target is function_at(self.target)
-        return node.target == self.target
-
     def assign(self, gm: GraphModule, nodes: list[Node]) -> dict[str, int]:
+        wanted = function_at(self.target) if self.op == "call_function" and self.target is not None else self.target
         assigned: dict[str, int] = {}
         partition, after_match = 0, False
         for node in nodes:
-            if self.matches(node):
+            if node.op == self.op and (wanted is None or node.target == wanted):
                 partition += 1
                 after_match = self.mode == "around"
             elif after_match:
