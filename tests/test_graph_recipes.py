@@ -111,6 +111,16 @@ def test_every_split_option_with_a_function_policy_then_export_and_pickle(tmp_pa
     assert m["pickle.graph.module"].endswith(".module.FxModule")
 
 
+def test_export_of_an_annotated_forward(tmp_path):
+    """`forward(self, a: torch.Tensor, ...)`: to_folder alone would write code naming `_torch_Tensor_`."""
+    cfg = config("fxflow.models.partition_examples.Add", {"a": {"shape": [4]}, "b": {"shape": [4]}},
+                 {"export": {"_target_": "fxflow.transforms.export_folder.ExportFolder"}})
+    summary = run(cfg, tmp_path)
+    assert summary["status"] == "passed", summary.get("error") or summary["checks"]
+    assert summary["metrics"]["export.dropped_annotations"] == 3  # a, b and the output
+    assert (tmp_path / "run" / "graphs" / "00_trace.py").read_text().count("_torch_Tensor_") == 3  # the trace keeps them
+
+
 def test_node_groups_and_lowering_attributes_inside_split_submodules(tmp_path):
     cfg = config("fxflow.models.export_examples.ConvAddBatchNorm", {"a": {"shape": [1, 3, 4, 4]}}, {
         "split": split({"_target_": POLICY + "NodeGroups", "node_to_partition": {"conv": 0}, "default": 1}),
@@ -190,6 +200,10 @@ def test_a_function_model_takes_no_arguments_and_its_inputs_are_checked():
     with pytest.raises(ConfigError, match="takes no arguments with `_partial_: true`"):
         plan_run(cfg)
     del cfg["model"]["module"]["scale"]
+    cls = config("fxflow.models.split_examples.ExampleCode", {"x": {"shape": [3, 4]}}, {})
+    cls["model"]["module"]["_partial_"] = True
+    with pytest.raises(ConfigError, match="model.module._partial_: names a function to trace"):
+        plan_run(cls)
     with pytest.raises(ConfigError) as info:
         plan_run(cfg)
     assert sorted(p.path for p in info.value.problems) == ["model.inputs.x", "model.inputs.y"]

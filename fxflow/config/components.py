@@ -93,6 +93,10 @@ def check_callable_target(section: Mapping[str, Any], path: str, problems: list[
         return None
     params = {k: v for k, v in section.items() if not k.startswith("_")}
     if section.get("_partial_"):  # the callable itself is under study (a function to trace); nothing is called
+        if isinstance(obj, type):
+            problems.append(Problem(join_path(path, "_partial_"), "names a function to trace; a class is built by "
+                                    "calling it", True, "drop _partial_ for a class"))
+            return None
         if params or section.get("_args_"):
             problems.append(Problem(path, "takes no arguments with `_partial_: true`: the callable itself is used, "
                                     "and a function's parameters are its inputs", params,

@@ -6,7 +6,8 @@ import importlib.util
 import sys
 import uuid
 import warnings
-from typing import Any
+from contextlib import contextmanager
+from typing import Any, Iterator
 
 import torch
 from pydantic import field_validator
@@ -29,7 +30,9 @@ class ExportFolder(Transform):
           export: {module_name: Foo}
 
     The imported module is put in the exported module's train/eval modes, submodule by
-    submodule (a freshly built module starts in training mode). Facts: `files` written,
+    submodule (a freshly built module starts in training mode). Node type annotations are left
+    out of the exported code (`dropped_annotations` says how many): to_folder would not import
+    the names they use. Facts: `files` written,
     `pickled_children` (children torch could not write as code and saved with torch.save),
     `package` (the name it was imported under), `folder`.
     """
@@ -46,11 +49,15 @@ class ExportFolder(Transform):
     def apply(self, gm: GraphModule, ctx: StageContext) -> torch.nn.Module:
         folder = ctx.artifacts
         folder.mkdir(parents=True, exist_ok=True)
-        with warnings.catch_warnings():
+        with _without_annotations(gm) as dropped, warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="Was not able to save the following children modules as reprs")
             gm.to_folder(folder, self.module_name)
         package = f"fxflow_export_{self.module_name}_{uuid.uuid4().hex[:12]}"
-        module = _import_package(package, folder / "__init__.py")
+        try:
+            module = _import_package(package, folder / "__init__.py")
+        except NameError as exc:
+            raise RuntimeError(f"the exported module.py does not import a name its code uses ({exc}); to_folder "
+                               "writes imports only for torch's own builtins") from exc
         loaded: torch.nn.Module = getattr(module, self.module_name)()
         modes = {name: m.training for name, m in gm.named_modules()}
         for name, sub in loaded.named_modules():
@@ -60,9 +67,32 @@ class ExportFolder(Transform):
             "folder": str(folder),
             "package": package,
             "files": files,
+            "dropped_annotations": dropped,
             "pickled_children": sorted(f.removesuffix(".pt") for f in files if f.endswith(".pt") and f != "state_dict.pt"),
         })
         return loaded
+
+
+@contextmanager
+def _without_annotations(gm: GraphModule) -> Iterator[int]:
+    """The graph's code without type annotations for the time of the export.
+
+    to_folder writes imports for torch's builtins only, so an annotation (`x: torch.Tensor` in
+    forward becomes `x : _torch_Tensor_`) would name something module.py never defines.
+    Annotations do not change what is computed; they are restored afterwards. Yields how many
+    nodes had one."""
+    types = {node: node.type for node in gm.graph.nodes if node.type is not None}
+    for node in types:
+        node.type = None
+    if types:
+        gm.recompile()
+    try:
+        yield len(types)
+    finally:
+        for node, type_ in types.items():
+            node.type = type_
+        if types:
+            gm.recompile()
 
 
 def _import_package(name: str, init: Any) -> Any:
