@@ -102,7 +102,8 @@ def test_every_split_option_with_a_function_policy_then_export_and_pickle(tmp_pa
     summary = run(cfg, tmp_path)
     m = summary["metrics"]
     assert summary["status"] == "passed", summary["checks"]
-    assert [c["name"] for c in summary["checks"]] == [f"equivalence.{s}" for s in ("trace", "split", "export", "pickle")]
+    stages = ("trace", "split", "export", "pickle")
+    assert [c["name"] for c in summary["checks"]] == [f"equivalence.{stage}" for stage in stages]
     assert m["split.submodules"] == ["submod_pp_0", "submod_pp_1", "submod_pp_2"]
     assert m["split.qualname_map_keys"] == ["submod_pp_1.lin", "submod_pp_2.lin"]
     assert m["split.nodes.submod_pp_1"] == ["arg_0", "arg_1", "lin", "relu_1", "mm_2", "output"]  # original names
@@ -118,7 +119,8 @@ def test_export_of_an_annotated_forward(tmp_path):
     summary = run(cfg, tmp_path)
     assert summary["status"] == "passed", summary.get("error") or summary["checks"]
     assert summary["metrics"]["export.dropped_annotations"] == 3  # a, b and the output
-    assert (tmp_path / "run" / "graphs" / "00_trace.py").read_text().count("_torch_Tensor_") == 3  # the trace keeps them
+    trace_code = (tmp_path / "run" / "graphs" / "00_trace.py").read_text()
+    assert trace_code.count("_torch_Tensor_") == 3  # the trace keeps its annotations
 
 
 def test_node_groups_and_lowering_attributes_inside_split_submodules(tmp_path):
@@ -135,20 +137,20 @@ def test_node_groups_and_lowering_attributes_inside_split_submodules(tmp_path):
 
 
 def test_lowering_a_module_torch_has_no_attributes_for_fails_with_torchs_message(tmp_path):
-    cfg = config("fxflow.models.tracing_examples.MetaTracerTestModule",
-                 {"x": {"shape": [4], "dtype": "int64", "dist": "randint", "high": 42}},
-                 {"lower": {"_target_": "fxflow.transforms.lowering_attrs.LoweringAttrs"}}, tracer="MetaTracer")
+    cfg = config("fxflow.models.export_examples.ToFolderModule", {"x": {"shape": [2, 2]}},
+                 {"lower": {"_target_": "fxflow.transforms.lowering_attrs.LoweringAttrs"}})
     summary = run(cfg, tmp_path)
     assert summary["status"] == "error"
     assert summary["error"]["message"].startswith("transforms.lower (LoweringAttrs) failed")
-    assert "torch.nn.modules.sparse.Embedding is not in the module_fetch_book" in summary["error"]["message"]
+    assert "torch.nn.modules.batchnorm.BatchNorm1d is not in the module_fetch_book" in summary["error"]["message"]
 
 
 @pytest.mark.parametrize("policy,message", [
     ({"_target_": POLICY + "CutAt", "op": "call_module", "target": "linear"},
      "cut_at matches no node (op=call_module, target=linear): nothing would be split; the graph's call_module "
      "targets are ['lin']"),
-    ({"_target_": POLICY + "NodeGroups", "node_to_partition": {"lin": 1, "foo": 0}}, "node_groups names no node ['foo']"),
+    ({"_target_": POLICY + "NodeGroups", "node_to_partition": {"lin": 1, "foo": 0}},
+     "node_groups names no node ['foo']"),
     ({"_target_": POLICY + "NodeGroups", "node_to_partition": {"lin": 1}}, "node_groups leaves ['mm', 'relu'"),
     ({"_target_": POLICY + "ByFunction", "function": SPLITS + "minus_one"},
      "tests.fixtures_models.splits.minus_one(mm) returned -1; a partition id is an int >= 0"),

@@ -32,9 +32,9 @@ class ExportFolder(Transform):
     The imported module is put in the exported module's train/eval modes, submodule by
     submodule (a freshly built module starts in training mode). Node type annotations are left
     out of the exported code (`dropped_annotations` says how many): to_folder would not import
-    the names they use. Facts: `files` written,
-    `pickled_children` (children torch could not write as code and saved with torch.save),
-    `package` (the name it was imported under), `folder`.
+    the names they use. Facts: `files` written, `pickled_children` (children torch could not
+    write as code and saved with torch.save), `package` (the name it was imported under),
+    `folder`, `dropped_annotations`.
     """
 
     module_name: str = "FxModule"
@@ -68,7 +68,8 @@ class ExportFolder(Transform):
             "package": package,
             "files": files,
             "dropped_annotations": dropped,
-            "pickled_children": sorted(f.removesuffix(".pt") for f in files if f.endswith(".pt") and f != "state_dict.pt"),
+            "pickled_children": sorted(f.removesuffix(".pt") for f in files
+                                       if f.endswith(".pt") and f != "state_dict.pt"),
         })
         return loaded
 

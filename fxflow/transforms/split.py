@@ -54,7 +54,8 @@ class SplitModule(Transform):
     def _affix_names_a_module(cls, value: str | None) -> str | None:
         if value is not None and not re.fullmatch(r"[A-Za-z0-9_]+", value):
             raise PydanticCustomError(
-                "partition_affix", "'{value}' would not make a module name (submod_<affix>_<id>); use letters, digits, _",
+                "partition_affix",
+                "'{value}' would not make a module name (submod_<affix>_<id>); use letters, digits, _",
                 {"value": value})
         return value
 

@@ -142,7 +142,8 @@ class ByFunction(SplitPolicy):
                 {"path": path}) from None
         if not inspect.isfunction(obj):
             raise PydanticCustomError(
-                "split_function", "'{path}' is a {kind}, not a function; write the dotted path of a function node -> int",
+                "split_function",
+                "'{path}' is a {kind}, not a function; write the dotted path of a function node -> int",
                 {"path": path, "kind": "class" if isinstance(obj, type) else type(obj).__name__})
         try:
             inspect.signature(obj).bind(None)
