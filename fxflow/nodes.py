@@ -4,10 +4,16 @@ names for what a node calls."""
 from __future__ import annotations
 
 from collections import Counter
+from typing import Any, Callable, Literal
 
 import torch
+from hydra.utils import get_object
+from pydantic_core import PydanticCustomError
 from torch.fx import Node
 from torch.fx.node import _get_qualified_name
+
+# The ops that call something: what a config may name as a node's op.
+FxOp = Literal["call_function", "call_method", "call_module"]
 
 # Nodes that hold inputs, constants or the result rather than computing something.
 NON_COMPUTE_OPS = frozenset({"placeholder", "get_attr", "output"})
@@ -32,6 +38,18 @@ def node_sizes(gm: torch.fx.GraphModule) -> dict[str, dict[str, int]]:
     return sizes
 
 
+def function_at(path: str) -> Callable[..., Any]:
+    """The function a config names as a `call_function` target (`operator.add`, `torch.relu`);
+    a validation error that says how to write one when the path does not import."""
+    try:
+        return get_object(path)
+    except Exception:
+        raise PydanticCustomError(
+            "target", "cannot import function '{path}'; write a dotted path such as operator.add or torch.relu",
+            {"path": path},
+        ) from None
+
+
 def qualified_target(node: Node, modules: dict[str, torch.nn.Module]) -> str:
     """`op:qualified name` of what a node calls; qualified because `torch.add` and `operator.add`
     share a `__name__`. Modules are named by class (`call_module:torch.nn.BatchNorm2d`)."""
@@ -39,7 +57,9 @@ def qualified_target(node: Node, modules: dict[str, torch.nn.Module]) -> str:
         name = _get_qualified_name(node.target) if callable(node.target) else str(node.target)
         return f"call_function:{name.replace('_operator.', 'operator.', 1) if name.startswith('_operator.') else name}"
     if node.op == "call_module":
-        cls = type(modules[node.target])
+        module = modules[node.target]
+        # every GraphModule instance has a class of its own (GraphModule.__new__.<locals>.GraphModuleImpl)
+        cls = torch.fx.GraphModule if isinstance(module, torch.fx.GraphModule) else type(module)
         public = getattr(torch.nn, cls.__name__, None) is cls
         return f"call_module:{'torch.nn.' + cls.__name__ if public else cls.__module__ + '.' + cls.__qualname__}"
     if node.op == "call_method":

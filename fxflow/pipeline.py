@@ -32,7 +32,7 @@ from fxflow.plan import Plan, plan_run
 from fxflow.record.graphs import write_stage_graph
 from fxflow.record.writer import RunRecord
 from fxflow.reports.stage import reports_for
-from fxflow.requirements import RequirementMissing, unmet
+from fxflow.requirements import RequirementMissing
 from fxflow.run_state import RunState
 from fxflow.transforms.base import StageContext
 
@@ -69,7 +69,7 @@ def run_job(cfg: DictConfig | dict[str, Any], run_dir: Path, overrides: list[str
                        "problems": [p.render() for p in exc.problems]}
         log.error(exc.render())
     except RequirementMissing as exc:
-        state.skipped = f"{state.step}: {exc}"
+        state.skipped = str(exc) if state.step == "validate" else f"{state.step}: {exc}"
         log.warning("skipped: %s", state.skipped)
     except StepError as exc:
         state.error = {"stage": exc.step, "type": type(exc.cause).__name__, "message": str(exc)}
@@ -95,10 +95,6 @@ def _judging(plan: Plan, state: RunState) -> None:
 
 
 def _execute(plan: Plan, record: RunRecord, state: RunState) -> None:
-    missing = unmet(plan.spec.requires) + unmet(plan.spec.model.requires)
-    if missing:
-        state.step = "requires"
-        raise RequirementMissing("; ".join(missing))
     options = plan.spec.report
     model, inputs = _build(plan, state)
     gm = _trace(plan, model, inputs, state)
@@ -115,7 +111,7 @@ def _build(plan: Plan, state: RunState) -> tuple[Any, InputSet]:
     spec = plan.spec
     with state.timed("build"), _step("build", "model.module"):
         torch.manual_seed(spec.seed)
-        model = plan.model_factory(**{k: v for k, v in spec.model.module.items() if k != "_target_"})
+        model = _make(plan.model_factory, spec.model.module)
         if isinstance(model, torch.nn.Module):
             model.train(spec.model.train)
         inputs = make_inputs(spec.model.inputs, spec.seed)
@@ -236,8 +232,16 @@ def _reference(plan: Plan, model: Any) -> Reference:
     ref = plan.spec.equivalence.reference
     if ref is None:
         return Reference(model, "eager model" + (" (trace-time RNG replayed)" if plan.spec.equivalence.replay_rng else ""))
-    built = plan.reference_factory(**{k: v for k, v in ref.items() if k != "_target_"})
+    built = _make(plan.reference_factory, ref)
     return Reference(built, f"reference model {ref['_target_']}")
+
+
+def _make(factory: Callable[..., Any], section: dict[str, Any]) -> Any:
+    """Call a model or reference factory with its config arguments; with `_partial_: true` the
+    target itself is the callable under study (a plain function to trace)."""
+    if section.get("_partial_"):
+        return factory
+    return factory(**{k: v for k, v in section.items() if k not in ("_target_", "_partial_")})
 
 
 @contextmanager

@@ -21,6 +21,7 @@ from fxflow.config.components import build_component, check_callable_target, kno
 from fxflow.config.errors import ConfigError, Problem, did_you_mean
 from fxflow.config.schema import RunConfig
 from fxflow.config.validate import validate_schema
+from fxflow.requirements import RequirementMissing, unmet
 from fxflow.tracers import Tracer
 from fxflow.transforms.base import Transform
 
@@ -70,10 +71,12 @@ def plan_run(cfg: dict[str, Any], files: Iterable[str] = ()) -> Plan:
 
     model = cfg.get("model") if isinstance(cfg.get("model"), dict) else {}
     model_factory = None
-    if isinstance(model.get("module"), dict):
+    # A model from a package the machine lacks cannot be imported to check it: the run is skipped instead.
+    missing = unmet(spec.requires) + unmet(spec.model.requires) if spec is not None else []
+    if isinstance(model.get("module"), dict) and not missing:
         model_factory = check_callable_target(model["module"], "model.module", problems)
         if model_factory is not None and isinstance(model.get("inputs"), dict):
-            problems.extend(_input_names(model_factory, model["inputs"]))
+            problems.extend(_input_names(model_factory, model["inputs"], bool(model["module"].get("_partial_"))))
     equivalence = cfg.get("equivalence") if isinstance(cfg.get("equivalence"), dict) else {}
     reference = equivalence.get("reference")
     reference_factory = check_callable_target(reference, "equivalence.reference", problems) if reference else None
@@ -83,17 +86,23 @@ def plan_run(cfg: dict[str, Any], files: Iterable[str] = ()) -> Plan:
     names_written = list(raw_transforms) if isinstance(raw_transforms, dict) else []
     problems.extend(_cross_checks(partial, transforms, names_written, broken))
 
-    if problems or spec is None or tracer is None or model_factory is None:
+    if problems or spec is None or tracer is None or (model_factory is None and not missing):
         raise ConfigError(problems, recipe=str(cfg.get("recipe", "")), files=files)
+    if missing:
+        raise RequirementMissing("; ".join(missing))
     return Plan(spec, tracer, transforms, model_factory, reference_factory)
 
 
-def _input_names(factory: Callable[..., Any], inputs: dict[str, Any]) -> list[Problem]:
-    """Declared inputs must match the parameters of forward (or of the function)."""
-    if not (isinstance(factory, type) and issubclass(factory, torch.nn.Module)):
+def _input_names(factory: Callable[..., Any], inputs: dict[str, Any], partial: bool = False) -> list[Problem]:
+    """Declared inputs must match the parameters of forward (or of the function under study)."""
+    if partial:
+        called = factory  # `_partial_: true`: the target itself is called with the inputs
+    elif isinstance(factory, type) and issubclass(factory, torch.nn.Module):
+        called = factory.forward
+    else:
         return []  # a factory function: what it returns is only known once built
     try:
-        params = [p for p in inspect.signature(factory.forward).parameters.values() if p.name != "self"]
+        params = [p for p in inspect.signature(called).parameters.values() if p.name != "self"]
     except (TypeError, ValueError):
         return []
     if any(p.kind is p.VAR_KEYWORD for p in params) or any(p.kind is p.VAR_POSITIONAL for p in params):

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import ast
+import inspect
+import textwrap
 from abc import ABC, abstractmethod
+from types import FunctionType
 from typing import Any, Callable
 
 import torch
@@ -67,14 +71,57 @@ class SymbolicTracer(Tracer):
 
 
 class RewritingTracer(Tracer):
-    """torch's RewritingTracer: Python `assert` statements become traceable `torch._assert` calls."""
+    """Python `assert` statements become traceable `torch._assert` calls (torch's AST rewrite).
+
+    Modules go through torch's `RewritingTracer`, which rewrites every submodule's `forward`.
+    Plain functions are rewritten by `rewrite_function`: torch's own path cannot trace a
+    function whose name is already bound in its module (see there), and every importable
+    module-level function, which is what a config's `_target_` names, is such a function.
+    """
 
     def trace(self, root: torch.nn.Module | Callable, inputs: dict[str, Any]) -> GraphModule:
         from torch.fx.experimental.rewriter import RewritingTracer as TorchRewritingTracer
 
-        tracer = TorchRewritingTracer()
-        graph = tracer.trace(root)
+        if isinstance(root, torch.nn.Module):
+            tracer: FxTracer = TorchRewritingTracer()
+            graph = tracer.trace(root)
+        else:
+            tracer = FxTracer()
+            graph = tracer.trace(rewrite_function(root))
         return _graph_module(root, tracer, graph)
+
+
+def rewrite_function(fn: Callable) -> FunctionType:
+    """`fn` with its `assert` statements turned into `torch._assert` calls, ready to trace.
+
+        traced = torch.fx.symbolic_trace(rewrite_function(my_module.checked_fn))
+
+    torch's `AST_Rewriter.rewrite` execs the rewritten source into a copy of `fn.__globals__`
+    and takes the one key that appears; when `fn`'s name is already a global there (any
+    module-level function), the definition only replaces that key and torch raises
+    "Expected 1 new key, got 0". Here the rewritten definition is executed into a namespace
+    of its own and picked out by name. Its globals are a copy of `fn`'s with `fn`'s closure
+    variables added (so nested functions keep what they captured) and `torch` bound (the
+    rewritten code calls `torch._assert`).
+    """
+    from torch._sources import normalize_source_lines
+    from torch.fx.experimental.rewriter import AST_Rewriter
+
+    if not isinstance(fn, FunctionType):
+        raise TypeError(f"can only rewrite a Python function, got {type(fn).__name__}")
+    if fn.__name__ == "<lambda>":
+        return fn  # an expression holds no assert statement: nothing to rewrite
+    lines, _ = inspect.getsourcelines(fn)
+    tree = ast.parse(textwrap.dedent("".join(normalize_source_lines(lines))))
+    defs = [node for node in tree.body if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))]
+    if len(defs) != 1:
+        raise TypeError(f"cannot rewrite {fn.__qualname__}: its source is not one `def` statement")
+    rewritten = ast.fix_missing_locations(AST_Rewriter().visit(tree))
+    scope = {**fn.__globals__, **inspect.getclosurevars(fn).nonlocals}
+    scope.setdefault("torch", torch)
+    namespace: dict[str, Any] = {}
+    exec(compile(rewritten, inspect.getsourcefile(fn) or "<rewritten>", "exec"), scope, namespace)  # noqa: S102
+    return namespace[defs[0].name]
 
 
 class MetaTracer(Tracer):

@@ -14,7 +14,7 @@ from pydantic import BaseModel
 
 from fxflow.paths import conf_dir
 
-GROUPS = ("transform", "latency", "tracer")
+GROUPS = ("transform", "latency", "tracer", "split_policy")
 FILES = sorted(p for group in GROUPS for p in (conf_dir() / group).glob("*.yaml"))
 MISSING = "???"
 

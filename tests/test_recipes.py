@@ -30,11 +30,38 @@ TORCH_TEST_FIGURES = {
     "saturate_host": {"partition.num_partitions": 2, "partition.partitions.0.logical_device_ids": [0, 4],
                       "partition.partitions.1.logical_device_ids": [1, 2]},
     "replace_target_nodes_with": {"replace.replaced": 1},
+    # tracing: the assert becomes one torch._assert node; the traced branch follows the batch size
+    **{name: {"trace.graph.target_counts.call_function:torch._assert": 1, "trace.graph.lint": "ok"}
+       for name in ("call_to_assert_no_msg", "call_to_assert_with_msg", "call_to_assert_with_empty_msg",
+                    "call_to_assert_with_multiline_message")},
+    "traceable_function_with_nonstandard_name": {"build.kind": "function",
+                                                 "trace.graph.targets": ["call_function:torch.relu"]},
+    "meta_tracer_relu": {"trace.graph.target_counts.call_function:torch.relu": 1,
+                         "pickle.graph.target_counts.call_function:torch.relu": 1},
+    "meta_tracer_sigmoid": {"trace.graph.target_counts.call_function:torch.sigmoid": 1,
+                            "pickle.graph.target_counts.call_function:torch.sigmoid": 1},
+    # split_module: submodules in call order and what the torch tests assert about them
+    "subgraph_creation": {"split.submodules": ["submod_0", "submod_1", "submod_2"], "split.meta_kept": True,
+                          "split.all_graph_modules": True},
+    "split_module_dead_code": {"split.submodules": ["submod_2", "submod_1"], "split.assignment.mul": 1},
+    "split_module_kwargs_expansion": {"split.submodules": ["submod_1"], "split.graph.placeholders": ["x", "_kwargs"]},
+    "subgraph_trivial_resnet": {"split.submodules": ["submod_0"], "split.node_counts.submod_0": 71},
+    "split_module_default_arg": {"split.submodules": ["submod_0"]},
+    "subgraph_uniquename": {"split.submodules": ["submod_0", "submod_1"], "split.assignment.add": 0},
+    "split_qualname_mapping": {"split.qualname_map_keys": ["submod_1.lin", "submod_2.lin"],
+                               "split.qualname_map.submod_1.lin": "lin", "split.qualname_map.submod_2.lin": "lin"},
+    # export and lowering: the re-imported package is the stage's output; Conv2d 9 keys, BatchNorm2d 6
+    "to_folder": {"export.pickled_children": ["seq"]},
+    "fetch": {"lower.nodes.conv.key_count": 9, "lower.nodes.bn.key_count": 6},
 }
 EXPECTED_REFUSALS = {"lack_of_devices": "enough memory", "large_node_error": "too large to fit any device"}
+# Recipes whose traced module and eager model must both raise on other inputs: the message pattern.
+EXPECTED_RAISES = {"call_to_assert_no_msg": "^$", "call_to_assert_with_msg": "^test message$",
+                   "call_to_assert_with_empty_msg": "^$",
+                   "call_to_assert_with_multiline_message": "^\\nAn error message with\\nterrible spacing\\n"}
 
 
-def test_every_torch_partition_scenario_has_a_recipe():
+def test_every_torch_scenario_has_a_recipe():
     assert set(TORCH_TEST_FIGURES) | set(EXPECTED_REFUSALS) == set(RECIPES)
 
 
@@ -56,6 +83,10 @@ def test_recipe_runs_with_its_torch_test_figures(name, run_recipe):
     if name in EXPECTED_REFUSALS:
         refusal = run.check("expect.error")
         assert refusal["passed"] and EXPECTED_REFUSALS[name] in refusal["actual"]["message"]
+    if name in EXPECTED_RAISES:
+        raised = run.check("raises.trace")
+        assert raised["passed"] and raised["expected"]["match"] == EXPECTED_RAISES[name]
+        assert [seen["type"] for seen in raised["actual"].values()] == ["AssertionError"] * 2  # traced and eager
     equivalence = [c for c in run.summary["checks"] if c["name"].startswith("equivalence.")]
     assert equivalence and all(c["passed"] for c in equivalence)
 

@@ -179,6 +179,47 @@ def test_rewriting_tracer_on_a_nested_function():
     torch.testing.assert_close(gm(x), x + 1)
 
 
+def checked_module_level(x):
+    """A module-level function: its name is a global of this module, like every `_target_`."""
+    assert x.dim() == 1, "x must be 1-d"
+    return torch.relu(x) * scale_factor
+
+
+scale_factor = 3.0
+
+
+def test_torchs_rewriting_tracer_refuses_a_module_level_function_that_ours_traces():
+    from torch.fx.experimental.rewriter import RewritingTracer as TorchRewritingTracer
+
+    with pytest.raises(AssertionError, match="Expected 1 new key, got 0"):
+        TorchRewritingTracer().trace(checked_module_level)
+    x = torch.randn(4)
+    gm = RewritingTracer().trace(checked_module_level, {"x": x})
+    assert ("call_function", torch._assert) in nodes(gm)
+    torch.testing.assert_close(gm(x), checked_module_level(x))
+    with pytest.raises(AssertionError, match="x must be 1-d"):
+        gm(torch.randn(2, 2))
+
+
+def test_rewriting_tracer_keeps_what_a_nested_function_captured():
+    offset = torch.full((4,), 2.0)
+
+    def shifted(x):
+        assert x.shape[0] == 4, "four rows"
+        return x + offset
+
+    x = torch.randn(4)
+    gm = RewritingTracer().trace(shifted, {"x": x})
+    torch.testing.assert_close(gm(x), x + 2)
+    with pytest.raises(AssertionError, match="four rows"):
+        gm(torch.randn(3))
+
+
+def test_rewriting_tracer_traces_a_lambda_as_it_is():
+    gm = RewritingTracer().trace(lambda x: x * 2, {"x": torch.ones(2)})
+    assert ("call_function", operator.mul) in nodes(gm)
+
+
 def test_rewriting_tracer_on_a_module_with_a_tensor_constant():
     torch.manual_seed(0)
     gm = RewritingTracer().trace(AssertingRandom(), {"x": torch.zeros(4)})

@@ -76,8 +76,9 @@ def build_component(section: Mapping[str, Any], path: str, problems: list[Proble
         if hasattr(cls, "model_validate"):
             try:
                 cls.model_validate({**rest, **nested})
-            except ValidationError as exc:
-                problems.extend(problems_from_validation(exc, path, cls))
+            except ValidationError as exc:  # the broken nested ones are left out: they are reported already
+                reported = {join_path(path, key) for key in broken}
+                problems.extend(p for p in problems_from_validation(exc, path, cls) if p.path not in reported)
         return None
     try:
         return instantiate(dict(section), _convert_="all", **nested)
@@ -91,7 +92,10 @@ def build_component(section: Mapping[str, Any], path: str, problems: list[Proble
 
 
 def check_callable_target(section: Mapping[str, Any], path: str, problems: list[Problem]) -> Callable | None:
-    """Check that a model/reference `_target_` imports and accepts the given arguments, without calling it."""
+    """Check that a model/reference `_target_` imports and accepts the given arguments, without calling it.
+
+    With `_partial_: true` (Hydra's word for "do not call") the target is the callable under
+    study itself, e.g. a plain function to trace, and takes no config arguments."""
     obj = resolve_target(section, path, problems)
     if obj is None:
         return None
@@ -99,6 +103,17 @@ def check_callable_target(section: Mapping[str, Any], path: str, problems: list[
         problems.append(Problem(join_path(path, "_target_"), "is not callable", section["_target_"]))
         return None
     params = {k: v for k, v in section.items() if not k.startswith("_")}
+    if section.get("_partial_"):  # the callable itself is under study (a function to trace); nothing is called
+        if isinstance(obj, type):
+            problems.append(Problem(join_path(path, "_partial_"), "names a function to trace; a class is built by "
+                                    "calling it", True, "drop _partial_ for a class"))
+            return None
+        if params or section.get("_args_"):
+            problems.append(Problem(path, "takes no arguments with `_partial_: true`: the callable itself is used, "
+                                    "and a function's parameters are its inputs", params,
+                                    "declare them under model.inputs; fix one with tracer.concrete_args"))
+            return None
+        return obj
     try:
         signature = inspect.signature(obj)
     except (TypeError, ValueError):

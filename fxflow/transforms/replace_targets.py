@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
-from hydra.utils import get_object
 from pydantic import model_validator
-from pydantic_core import PydanticCustomError
 from torch.fx import GraphModule
 from torch.fx.passes import graph_manipulation
 
+from fxflow.nodes import FxOp, function_at
 from fxflow.transforms.base import StageContext, Transform
-
-FxOp = Literal["call_function", "call_method", "call_module"]
 
 
 class ReplaceTargets(Transform):
@@ -41,7 +38,7 @@ class ReplaceTargets(Transform):
     def _targets_resolve(self) -> "ReplaceTargets":
         for op, target in ((self.old_op, self.old_target), (self.new_op, self.new_target)):
             if op == "call_function":
-                _function(target)
+                function_at(target)
         return self
 
     def apply(self, gm: GraphModule, ctx: StageContext) -> GraphModule:
@@ -59,14 +56,4 @@ class ReplaceTargets(Transform):
 
     @staticmethod
     def _resolve(op: str, target: str) -> Any:
-        return _function(target) if op == "call_function" else target
-
-
-def _function(path: str) -> Any:
-    try:
-        return get_object(path)
-    except Exception:
-        raise PydanticCustomError(
-            "target", "cannot import function '{path}'; write a dotted path such as operator.add or torch.relu",
-            {"path": path},
-        ) from None
+        return function_at(target) if op == "call_function" else target

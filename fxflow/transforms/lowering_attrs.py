@@ -1,0 +1,43 @@
+"""Lift each leaf module's lowering attributes onto its call_module node, and record them."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from torch.fx import GraphModule
+from torch.fx.passes.param_fetch import lift_lowering_attrs_to_nodes
+
+from fxflow.transforms.base import StageContext, Transform
+
+
+class LoweringAttrs(Transform):
+    """torch's `param_fetch.lift_lowering_attrs_to_nodes` (test_fetch): every call_module node
+    gets `attrs_for_lowering`, the module's class name (`name`) and the attributes a lowering
+    backend needs (Conv2d: weight, bias, kernel_size, stride, padding, dilation, groups,
+    padding_mode). A probe: the module computes what it did before.
+
+    Usage in a recipe::
+
+        defaults:
+          - /transform@transforms.lower: lowering_attrs
+
+    Facts: `nodes.<node>.{class, keys, key_count}` (nodes inside split submodules are named
+    `<submodule>.<node>`), `lifted` (how many nodes). torch refuses a module class its book
+    does not list (e.g. LayerNorm); the stage then fails with torch's message.
+    """
+
+    probe: ClassVar[bool] = True
+
+    def apply(self, gm: GraphModule, ctx: StageContext) -> GraphModule:
+        lift_lowering_attrs_to_nodes(gm)
+        nodes = {}
+        for path, module in gm.named_modules():
+            if not isinstance(module, GraphModule):
+                continue
+            for node in module.graph.nodes:
+                attrs = getattr(node, "attrs_for_lowering", None)
+                if attrs is not None:
+                    nodes[f"{path}.{node.name}" if path else node.name] = {
+                        "class": attrs["name"], "keys": sorted(attrs), "key_count": len(attrs)}
+        ctx.facts.update({"lifted": len(nodes), "nodes": nodes})
+        return gm

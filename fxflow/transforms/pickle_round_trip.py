@@ -1,0 +1,37 @@
+"""Pickle a module to a file and load it back: the loaded module is the stage's output."""
+
+from __future__ import annotations
+
+import pickle
+from typing import Any
+
+from pydantic import Field
+from torch.fx import GraphModule
+
+from fxflow.transforms.base import StageContext, Transform
+
+
+class PickleRoundTrip(Transform):
+    """`pickle.dump` the module into the stage's artifact folder and `pickle.load` it back, so
+    the equivalence check proves the loaded module computes what the model computes
+    (test_meta_tracer's second half).
+
+    Usage in a recipe::
+
+        defaults:
+          - /transform@transforms.pickle: pickle_round_trip
+
+    Facts: `bytes` (size of the pickle), `file`.
+    """
+
+    protocol: int | None = Field(None, ge=0, le=pickle.HIGHEST_PROTOCOL)  # None: pickle's default
+
+    def apply(self, gm: GraphModule, ctx: StageContext) -> Any:
+        ctx.artifacts.mkdir(parents=True, exist_ok=True)
+        path = ctx.artifacts / "module.pkl"
+        with path.open("wb") as f:
+            pickle.dump(gm, f, protocol=self.protocol)
+        with path.open("rb") as f:
+            loaded = pickle.load(f)  # noqa: S301 - the file was written by this step a moment ago
+        ctx.facts.update({"bytes": path.stat().st_size, "file": str(path)})
+        return loaded
