@@ -60,6 +60,17 @@ def run_recipe(tmp_path: Path):
     return _run
 
 
+@pytest.fixture
+def trust(monkeypatch):
+    """`trust("tests.fixtures_models")`: trust test-only packages the way a user trusts their own,
+    through FXFLOW_TRUSTED_PACKAGES (never through a config)."""
+
+    def _trust(*packages: str) -> None:
+        monkeypatch.setenv("FXFLOW_TRUSTED_PACKAGES", ",".join(packages))
+
+    return _trust
+
+
 def run_cli(args: list[str], run_dir: Path, cwd: Path | None = None, timeout: int = 300) -> tuple[subprocess.CompletedProcess, dict[str, Any] | None]:
     """`python -m fxflow ARGS hydra.run.dir=RUN_DIR`; returns the process and summary.json (None if absent)."""
     proc = subprocess.run(

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
-from hydra.utils import get_object
 from pydantic import model_validator
 from pydantic_core import PydanticCustomError
 from torch.fx import GraphModule
 from torch.fx.passes import graph_manipulation
 
+from fxflow.config.targets import TargetPolicy, TargetRefused
 from fxflow.transforms.base import StageContext, Transform
 
 FxOp = Literal["call_function", "call_method", "call_module"]
@@ -29,7 +30,9 @@ class ReplaceTargets(Transform):
             new_target: operator.mul
 
     The graph then computes something new, so the recipe's check names a reference model
-    with the new semantics. Facts: `replaced` (how many nodes changed).
+    with the new semantics. Facts: `replaced` (how many nodes changed). Function targets
+    come only from operator, math and torch (the target policy's graph functions); method
+    and module targets are public attribute names.
     """
 
     old_op: FxOp
@@ -42,6 +45,10 @@ class ReplaceTargets(Transform):
         for op, target in ((self.old_op, self.old_target), (self.new_op, self.new_target)):
             if op == "call_function":
                 _function(target)
+            elif not _ATTRIBUTE.fullmatch(target):
+                raise PydanticCustomError(
+                    "target", "{op} target '{target}' is not a public attribute name (e.g. add, or linear for a "
+                    "submodule)", {"op": op, "target": target})
         return self
 
     def apply(self, gm: GraphModule, ctx: StageContext) -> GraphModule:
@@ -62,11 +69,14 @@ class ReplaceTargets(Transform):
         return _function(target) if op == "call_function" else target
 
 
+_ATTRIBUTE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*(\.[A-Za-z][A-Za-z0-9_]*)*$")
+
+
 def _function(path: str) -> Any:
     try:
-        return get_object(path)
-    except Exception:
+        return TargetPolicy().graph_function(path)
+    except TargetRefused as exc:
         raise PydanticCustomError(
-            "target", "cannot import function '{path}'; write a dotted path such as operator.add or torch.relu",
-            {"path": path},
+            "target", "function '{path}' {why}; write a dotted path such as operator.add or torch.relu",
+            {"path": path, "why": exc.message},
         ) from None
