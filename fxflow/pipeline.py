@@ -10,11 +10,12 @@ every step's start and end and the full traceback of any failure.
 
 from __future__ import annotations
 
+import io
 import logging
 import time
 import traceback
 import warnings
-from contextlib import contextmanager
+from contextlib import contextmanager, redirect_stderr
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -79,7 +80,8 @@ def run_job(cfg: DictConfig | dict[str, Any], run_dir: Path, overrides: list[str
                 plan = plan_run(container, files)
             state.step = "record"
             record.write_text("config.yaml", OmegaConf.to_yaml(container))
-            _execute(plan, record, state)
+            with _stderr_to_log():
+                _execute(plan, record, state)
         except ConfigError as exc:
             exc.recipe, exc.files = exc.recipe or state.recipe, exc.files or list(files)
             state.error = {"stage": "config", "type": "ConfigError", "message": exc.render(),
@@ -177,6 +179,19 @@ def _run_log(path: Path) -> Iterator[None]:
         logger.removeHandler(handler)
         logger.setLevel(level)
         handler.close()
+
+
+@contextmanager
+def _stderr_to_log() -> Iterator[None]:
+    """Library chatter on stderr goes to fxflow.log, not the terminal: torch's ShapeProp, for one,
+    prints a full traceback before re-raising, and the run reports that failure in one message."""
+    buffer = io.StringIO()
+    try:
+        with redirect_stderr(buffer):
+            yield
+    finally:
+        if buffer.getvalue().strip():
+            log.warning("written to stderr during the run:\n%s", buffer.getvalue().rstrip())
 
 
 def _execute(plan: Plan, record: RunRecord, state: RunState) -> None:

@@ -68,7 +68,9 @@ def plan_run(cfg: dict[str, Any], files: Iterable[str] = (), policy: TargetPolic
         if unsafe:
             problems.append(Problem(f"transforms.{name}", "the transform name " + unsafe, name))
     roots = {"tracer", *(f"transforms.{name}" for name in names_written)}
-    problems.extend(misplaced_targets(cfg, roots))
+    reported = [p.path for p in problems]
+    problems.extend(p for p in misplaced_targets(cfg, roots)  # one message per key: a schema problem says enough
+                    if not any(p.path == r or p.path.startswith(r + ".") or r.startswith(p.path + ".") for r in reported))
 
     tracer = build_component(cfg["tracer"], "tracer", problems, Tracer, policy) if "tracer" in cfg else None
     transforms: dict[str, Transform] = {}

@@ -4,16 +4,26 @@ Recipes sit at the top level (one reviewed file per experiment) rather than insi
 `conf/`, so they are stored into Hydra's ConfigStore at start-up with the `_global_`
 package: their defaults lists (`override /devices: three_gpu`) apply, and a command-line
 choice such as `devices=two_gpu` still wins.
+
+One broken recipe file must not break every command (`--help` included): a file that does
+not load (YAML syntax), is not a mapping, has an unsafe name, or sets Hydra's own settings
+(`hydra:` — run directory, logging, callbacks belong to the command, not to a recipe) is
+registered as a stand-in that holds only its name and the reason, with file and line.
+Choosing it gives that message as a config problem; every other recipe works as before.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
+from fxflow.config.validate import BROKEN_RECIPE_KEY
 from fxflow.paths import recipes_dir
+
+_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
 
 
 def recipe_files(folder: Path | None = None) -> dict[str, Path]:
@@ -22,11 +32,56 @@ def recipe_files(folder: Path | None = None) -> dict[str, Path]:
     return {p.stem: p for p in sorted(folder.glob("*.yaml"))}
 
 
+def load_recipe(path: Path) -> DictConfig:
+    """The recipe's config; ValueError with file and line when it cannot be used as one."""
+    try:
+        node = OmegaConf.load(path)
+    except Exception as exc:  # noqa: BLE001 - YAML and OmegaConf errors alike
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+        problem = getattr(exc, "problem", None) or str(exc).strip().splitlines()[0]
+        raise ValueError(f"{where}: {problem}") from None
+    if not isinstance(node, DictConfig):
+        raise ValueError(f"{path}: a recipe is a mapping (recipe:, transforms:, ...), not a {type(node).__name__}")
+    if "hydra" in node:
+        raise ValueError(f"{path}:{_line_of(path, 'hydra')}: a recipe may not set `hydra:` (run directory, logging "
+                         "and callbacks belong to the command)")
+    defaults = node.get("defaults") or []
+    for entry in defaults if isinstance(defaults, (list, tuple)) or OmegaConf.is_list(defaults) else []:
+        text = str(entry)
+        if "hydra" in re.split(r"[\s:/@{}'\"]+", text):
+            raise ValueError(f"{path}:{_line_of(path, 'hydra')}: a recipe's defaults may not choose Hydra's own "
+                             f"groups ({text})")
+    return node
+
+
 def register_recipes(folder: Path | None = None) -> list[str]:
     """Store each recipe file in the ConfigStore group `recipe`; return the names."""
     store = ConfigStore.instance()
     names = []
     for name, path in recipe_files(folder).items():
-        store.store(group="recipe", name=name, node=OmegaConf.load(path), package="_global_")
+        try:
+            if not _NAME.fullmatch(name):
+                raise ValueError(f"{path}: the file name is not a safe recipe name (a letter, then letters, digits, "
+                                 "'_' or '-')")
+            node = load_recipe(path)
+        except ValueError as exc:
+            node = OmegaConf.create({"recipe": _safe(name), BROKEN_RECIPE_KEY: str(exc)})
+        store.store(group="recipe", name=name, node=node, package="_global_")
         names.append(name)
     return names
+
+
+def _safe(name: str) -> str:
+    text = re.sub(r"[^A-Za-z0-9_-]+", "_", name).strip("_-")[:63]
+    return text if _NAME.fullmatch(text) else f"r{text}"[:64] if text else "broken"
+
+
+def _line_of(path: Path, key: str) -> str:
+    try:
+        for number, line in enumerate(path.read_text().splitlines(), start=1):
+            if re.match(rf"\s*-?\s*.*\b{re.escape(key)}\b", line) and not line.lstrip().startswith("#"):
+                return str(number)
+    except OSError:
+        pass
+    return "?"

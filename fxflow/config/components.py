@@ -60,8 +60,8 @@ def misplaced_targets(cfg: Mapping[str, Any], component_roots: set[str]) -> list
     for path in target_paths(cfg):
         if path in MODEL_KEYS or path in component_roots:
             continue
-        if any(path.startswith(root + ".") for root in component_roots):
-            continue  # judged by build_component against the field's type
+        if any(path.startswith(root + ".") for root in (*component_roots, *MODEL_KEYS)):
+            continue  # judged where that section is built, against the field's type
         problems.append(_misplaced(path))
     return problems
 
@@ -134,6 +134,10 @@ def check_model_target(section: Any, path: str, problems: list[Problem], policy:
         if not isinstance(key, str) or key.startswith("_"):
             problems.append(Problem(join_path(path, key), "is not an argument: keys starting with '_' are Hydra's "
                                     "instantiate options; write the model's arguments by name"))
+            return None
+        stray = list(target_paths(value, join_path(path, key)))
+        if stray:
+            problems.extend(_misplaced(p) for p in stray)
             return None
         params[key] = value
     if model.kind == "function":

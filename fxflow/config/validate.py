@@ -13,6 +13,10 @@ from pydantic import TypeAdapter, ValidationError
 from fxflow.config.errors import ConfigError, Problem, problems_from_validation
 from fxflow.config.schema import DeviceSpec, RunConfig
 
+# A recipe file that cannot be loaded is registered as a stand-in holding only its name and
+# this key (fxflow.recipes); choosing it is a config problem that quotes the file and line.
+BROKEN_RECIPE_KEY = "broken_recipe"
+
 
 def resolve(cfg: DictConfig | dict[str, Any]) -> dict[str, Any]:
     """The composed config as plain data; an interpolation that does not resolve is a config problem."""
@@ -28,6 +32,9 @@ def resolve(cfg: DictConfig | dict[str, Any]) -> dict[str, Any]:
 
 def validate_schema(cfg: dict[str, Any]) -> tuple[RunConfig | None, RunConfig, set[str], list[Problem]]:
     """(spec or None, the sections that validate, names of broken sections, problems)."""
+    if BROKEN_RECIPE_KEY in cfg:
+        raise ConfigError([Problem("recipe", "the recipe file cannot be used: " + str(cfg[BROKEN_RECIPE_KEY]), None,
+                                   "a YAML mapping with `# @package _global_` like the shipped recipes")])
     try:
         spec = RunConfig.model_validate(cfg)
         return spec, spec, set(), []

@@ -12,6 +12,7 @@ import logging
 from typing import Any
 
 from rich.table import Table
+from rich.text import Text
 from tabulate import tabulate
 from torch.fx import GraphModule
 
@@ -48,7 +49,7 @@ class PartitionReport(StageReport):
         for header in _HEADERS:
             table.add_column(header, overflow="fold")
         for row in _rows(facts):
-            table.add_row(*map(str, row))
+            table.add_row(*(Text(str(cell)) for cell in row))  # device names come from config: never markup
         return [table, *summary_lines(facts)]
 
 

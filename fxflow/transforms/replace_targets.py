@@ -42,13 +42,14 @@ class ReplaceTargets(Transform):
 
     @model_validator(mode="after")
     def _targets_resolve(self) -> "ReplaceTargets":
-        for op, target in ((self.old_op, self.old_target), (self.new_op, self.new_target)):
+        for field, op, target in (("old_target", self.old_op, self.old_target),
+                                  ("new_target", self.new_op, self.new_target)):
             if op == "call_function":
-                _function(target)
+                _function(target, field)
             elif not _ATTRIBUTE.fullmatch(target):
                 raise PydanticCustomError(
                     "target", "{op} target '{target}' is not a public attribute name (e.g. add, or linear for a "
-                    "submodule)", {"op": op, "target": target})
+                    "submodule)", {"op": op, "target": target, "field": field})
         return self
 
     def apply(self, gm: GraphModule, ctx: StageContext) -> GraphModule:
@@ -72,11 +73,11 @@ class ReplaceTargets(Transform):
 _ATTRIBUTE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*(\.[A-Za-z][A-Za-z0-9_]*)*$")
 
 
-def _function(path: str) -> Any:
+def _function(path: str, field: str = "") -> Any:
     try:
         return TargetPolicy().graph_function(path)
     except TargetRefused as exc:
         raise PydanticCustomError(
             "target", "function '{path}' {why}; write a dotted path such as operator.add or torch.relu",
-            {"path": path, "why": exc.message},
+            {"path": path, "why": exc.message, **({"field": field} if field else {})},
         ) from None
