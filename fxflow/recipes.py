@@ -55,11 +55,22 @@ def load_recipe(path: Path) -> DictConfig:
     return node
 
 
+_REGISTERED: dict[Path, tuple] = {}
+
+
 def register_recipes(folder: Path | None = None) -> list[str]:
-    """Store each recipe file in the ConfigStore group `recipe`; return the names."""
+    """Store each recipe file in the ConfigStore group `recipe`; return the names.
+
+    Files unchanged since the last call (same names, sizes and times) are not loaded again.
+    """
+    files = recipe_files(folder)
+    key = (folder or recipes_dir()).resolve()
+    stamp = tuple((name, path.stat().st_mtime_ns, path.stat().st_size) for name, path in files.items())
+    if _REGISTERED.get(key) == stamp:
+        return list(files)
     store = ConfigStore.instance()
     names = []
-    for name, path in recipe_files(folder).items():
+    for name, path in files.items():
         try:
             if not _NAME.fullmatch(name):
                 raise ValueError(f"{path}: the file name is not a safe recipe name (a letter, then letters, digits, "
@@ -69,6 +80,7 @@ def register_recipes(folder: Path | None = None) -> list[str]:
             node = OmegaConf.create({"recipe": _safe(name), BROKEN_RECIPE_KEY: str(exc)})
         store.store(group="recipe", name=name, node=node, package="_global_")
         names.append(name)
+    _REGISTERED[key] = stamp
     return names
 
 

@@ -1,13 +1,19 @@
 """Shared fixtures: run a recipe in-process (compose + run_job), or the CLI in a subprocess.
 
-Most tests use `run_recipe`: it composes the recipe exactly as `python -m fxflow` does and
-calls the runner in this process (well under a second a run). Tests whose point is the
-process itself (exit code, terminal output, Hydra's own errors, install) use `cli` and carry
-the `process` marker: `pytest -m process` runs just those, `-m "not process"` skips them.
+Most tests use `run_recipe`: it composes the recipe as `python -m fxflow` does and calls the
+runner in this process (well under a second a run). Tests whose point is the process itself
+(exit code, terminal output, Hydra's own errors, install) use `cli` and carry the `process`
+marker: `pytest -m process` runs just those, `-m "not process"` skips them.
+
+Composing costs ~0.2 s, most of it building the defaults list from the YAML files, so
+`compose_cached` composes each (recipe, group choices) once and applies value overrides
+(`key=value`, `+key=value`, `~key`) to a copy with Hydra's own override function, the one
+its compose calls; test_compose_cache.py checks that this gives what a full compose gives.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import subprocess
 import sys
@@ -16,12 +22,38 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hydra._internal.config_loader_impl import ConfigLoaderImpl
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from omegaconf import DictConfig
 
 from fxflow.compose import compose_recipe
+from fxflow.paths import conf_dir
 from fxflow.pipeline import run_job
 from fxflow.run_state import RunState
 
 REPO = Path(__file__).resolve().parents[1]
+_GROUPS = {p.name for p in conf_dir().iterdir() if p.is_dir()} | {"recipe"}
+_COMPOSED: dict[tuple[str | None, tuple[str, ...]], tuple[DictConfig, list[str]]] = {}
+
+
+def compose_cached(recipe: str | None, overrides: list[str]) -> tuple[DictConfig, list[str]]:
+    """compose_recipe(recipe, overrides), composing each recipe and group choice only once."""
+    try:
+        parsed = OverridesParser.create().parse_overrides(overrides)
+    except Exception:  # noqa: BLE001 - let the full compose raise Hydra's own error
+        return compose_recipe(recipe, overrides)
+    groups = tuple(o.input_line for o in parsed if o.key_or_group.split("/")[0] in _GROUPS)
+    values = [o for o in parsed if o.key_or_group.split("/")[0] not in _GROUPS and not o.is_hydra_override()]
+    key = (recipe, groups)
+    if key not in _COMPOSED:
+        _COMPOSED[key] = compose_recipe(recipe, list(groups))
+    base, files = _COMPOSED[key]
+    cfg = copy.deepcopy(base)
+    try:
+        ConfigLoaderImpl._apply_overrides_to_config(values, cfg)
+    except Exception:  # noqa: BLE001
+        return compose_recipe(recipe, overrides)
+    return cfg, list(files)
 
 
 @dataclass
@@ -41,7 +73,7 @@ class RecipeRun:
 
 
 def run_in_process(recipe: str | None, overrides: list[str], run_dir: Path) -> RecipeRun:
-    cfg, files = compose_recipe(recipe, overrides)
+    cfg, files = compose_cached(recipe, overrides)
     state = run_job(cfg, run_dir, overrides, files)
     summary = json.loads((run_dir / "summary.json").read_text())
     return RecipeRun(state, summary, run_dir)
