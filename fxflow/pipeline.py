@@ -68,7 +68,10 @@ def run_job(cfg: DictConfig | dict[str, Any], run_dir: Path, overrides: list[str
     except OSError as exc:
         raise RecordError(f"cannot create the run directory {run_dir} (hydra.run.dir): {type(exc).__name__}: "
                           f"{_first_line(exc)}") from exc
-    recipe = OmegaConf.select(OmegaConf.create(cfg), "recipe", default="?", throw_on_resolution_failure=False)
+    if isinstance(cfg, DictConfig):
+        recipe = OmegaConf.select(cfg, "recipe", default="?", throw_on_resolution_failure=False)
+    else:
+        recipe = cfg.get("recipe", "?")
     state = RunState(recipe=str(recipe), overrides=list(overrides))
     with _run_log(record.path(LOG_FILE)):
         log.info("run of recipe %s started in %s (process %s)", state.recipe, run_dir, state.pid)
