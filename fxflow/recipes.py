@@ -20,10 +20,9 @@ from pathlib import Path
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
-from fxflow.config.validate import BROKEN_RECIPE_KEY
+from fxflow.config.names import BROKEN_RECIPE_KEY, SAFE_NAME
 from fxflow.paths import recipes_dir
 
-_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
 
 
 def recipe_files(folder: Path | None = None) -> dict[str, Path]:
@@ -72,7 +71,7 @@ def register_recipes(folder: Path | None = None) -> list[str]:
     names = []
     for name, path in files.items():
         try:
-            if not _NAME.fullmatch(name):
+            if not SAFE_NAME.fullmatch(name):
                 raise ValueError(f"{path}: the file name is not a safe recipe name (a letter, then letters, digits, "
                                  "'_' or '-')")
             node = load_recipe(path)
@@ -86,7 +85,7 @@ def register_recipes(folder: Path | None = None) -> list[str]:
 
 def _safe(name: str) -> str:
     text = re.sub(r"[^A-Za-z0-9_-]+", "_", name).strip("_-")[:63]
-    return text if _NAME.fullmatch(text) else f"r{text}"[:64] if text else "broken"
+    return text if SAFE_NAME.fullmatch(text) else f"r{text}"[:64] if text else "broken"
 
 
 def _line_of(path: Path, key: str) -> str:

@@ -46,14 +46,23 @@ def compose_cached(recipe: str | None, overrides: list[str]) -> tuple[DictConfig
     values = [o for o in parsed if o.key_or_group.split("/")[0] not in _GROUPS and not o.is_hydra_override()]
     key = (recipe, groups)
     if key not in _COMPOSED:
-        _COMPOSED[key] = compose_recipe(recipe, list(groups))
+        cfg, files = compose_recipe(recipe, list(groups))
+        _COMPOSED[key] = cfg, [str(Path(f).resolve()) for f in files]
     base, files = _COMPOSED[key]
     cfg = copy.deepcopy(base)
     try:
         ConfigLoaderImpl._apply_overrides_to_config(values, cfg)
     except Exception:  # noqa: BLE001
         return compose_recipe(recipe, overrides)
-    return cfg, list(files)
+    return cfg, [_as_shown(f) for f in files]
+
+
+def _as_shown(path: str) -> str:
+    """As fxflow.compose.config_files shows a file: relative to the working folder when inside it."""
+    try:
+        return str(Path(path).relative_to(Path.cwd()))
+    except ValueError:
+        return path
 
 
 @dataclass

@@ -8,6 +8,7 @@ from __future__ import annotations
 import errno
 import io
 import json
+import logging
 import os
 import sys
 from pathlib import Path
@@ -150,6 +151,31 @@ def test_an_empty_check_list_with_a_reason_is_recorded(run_recipe):
     alone = run_recipe("replace_target_nodes_with", "equivalence.stages=[]", "+equivalence.skip_reason=x",
                        "~expect.metrics.replace")
     assert alone.summary["status"] == "failed"  # a skip alone compares nothing, so it cannot pass
+
+
+def test_a_sweep_where_one_job_crashes_outside_a_stage_summarises_every_job(tmp_path, trust, monkeypatch, capsys):
+    """The command's own sweep, in this process: job 1's reference raises when called."""
+    from fxflow import cli
+
+    trust(FIXTURES)
+    sweep = tmp_path / "sweep"
+    monkeypatch.setattr(sys, "argv", ["fxflow", "-m", "recipe=replace_target_nodes_with", "report.pictures=false",
+                                      "equivalence.reference._target_=fxflow.models.partition_examples.Mul,"
+                                      f"{MISBEHAVING}.RaisingReference", f"hydra.sweep.dir={sweep}"])
+    monkeypatch.setattr(cli, "_STATUSES", [])
+    root = logging.getLogger()
+    monkeypatch.setattr(root, "handlers", list(root.handlers))  # Hydra configures logging per job; undo it after
+    monkeypatch.setattr(root, "level", root.level)
+    with pytest.raises(SystemExit) as info:
+        cli.main()
+    output = capsys.readouterr()
+    assert info.value.code == 1 and "Traceback" not in output.out + output.err
+    rows = json.loads((sweep / "sweep_summary.json").read_text())["jobs"]
+    assert [row["status"] for row in sorted(rows, key=lambda r: r["job"])] == ["passed", "error"]
+    assert _summary(sweep / "0")["status"] == "passed"
+    crashed = _summary(sweep / "1")
+    assert crashed["status"] == "error" and crashed["error"]["stage"] == "checks"
+    assert "equivalence.reference" in crashed["error"]["message"] and crashed["process"]["finished_at"]
 
 
 # ----------------------------------------------------------------------------- recipe files

@@ -26,7 +26,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from fxflow.config.targets import SAFE_NAME, SAFE_NAME_RULE
+from fxflow.config.names import SAFE_NAME, SAFE_NAME_RULE
 
 FLOAT_DTYPES = ("float32", "float64", "float16", "bfloat16")
 DTYPES = (*FLOAT_DTYPES, "int64", "int32", "int16", "int8", "uint8", "bool")

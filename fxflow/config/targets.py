@@ -44,8 +44,6 @@ from typing import Any, Callable, Iterable
 import torch
 from hydra.utils import instantiate
 
-SAFE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
-SAFE_NAME_RULE = "a letter, then up to 63 letters, digits, '_' or '-'"
 DOTTED = re.compile(r"^[A-Za-z][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$")
 ENV_VAR = "FXFLOW_TRUSTED_PACKAGES"
 
@@ -239,13 +237,6 @@ class TargetPolicy:
     def _trust_hint(self) -> str:
         return (f"; a package of your own is trusted outside the recipe: `[tool.fxflow] trusted_packages` in "
                 f"pyproject.toml (found from the working folder) or {ENV_VAR}=pkg1,pkg2")
-
-
-def safe_name_problem(name: Any) -> str | None:
-    """Why `name` cannot be used as a file or folder name, or None when it can."""
-    if isinstance(name, str) and SAFE_NAME.fullmatch(name):
-        return None
-    return f"is not a safe name for a file or folder: write {SAFE_NAME_RULE}"
 
 
 def _denied(path: str, allow_operator: bool = False) -> bool:

@@ -11,11 +11,8 @@ from omegaconf.errors import OmegaConfBaseException
 from pydantic import TypeAdapter, ValidationError
 
 from fxflow.config.errors import ConfigError, Problem, problems_from_validation
+from fxflow.config.names import BROKEN_RECIPE_KEY
 from fxflow.config.schema import DeviceSpec, RunConfig
-
-# A recipe file that cannot be loaded is registered as a stand-in holding only its name and
-# this key (fxflow.recipes); choosing it is a config problem that quotes the file and line.
-BROKEN_RECIPE_KEY = "broken_recipe"
 
 
 def resolve(cfg: DictConfig | dict[str, Any]) -> dict[str, Any]:
