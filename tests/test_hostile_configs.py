@@ -15,9 +15,11 @@ fuzzing of typed keys with out-of-range values (hypothesis).
 from __future__ import annotations
 
 import io
+import json
 import os
 import subprocess
 import sys
+from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 from typing import Any, Callable
 
@@ -223,19 +225,16 @@ RECIPE_EDITS = [
 ]
 
 
-@pytest.fixture
-def guarded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    """Run cases from an empty working folder with process spawners recorded and a planted package on the path."""
-    cwd = tmp_path / "cwd"
+@pytest.fixture(scope="module")
+def guarded(tmp_path_factory):
+    """Run cases from an empty working folder with process spawners recorded and a planted package
+    on the path (set up once for the module; every case checks that nothing changed)."""
+    root = tmp_path_factory.mktemp("hostile")
+    cwd, runs, plant = root / "cwd", root / "runs", root / "plant" / PLANTED
     cwd.mkdir()
-    monkeypatch.chdir(cwd)
-    plant = tmp_path / "plant" / PLANTED
     plant.mkdir(parents=True)
     (plant / "__init__.py").write_text(PLANTED_SOURCE)
-    marker = tmp_path / "planted_marker"
-    monkeypatch.setenv("PLANTED_MARKER", str(marker))
-    monkeypatch.syspath_prepend(str(plant.parent))
-    monkeypatch.delenv("FXFLOW_TRUSTED_PACKAGES", raising=False)
+    marker = root / "planted_marker"
     calls: list[str] = []
 
     def recorder(name: str) -> Callable[..., Any]:
@@ -244,12 +243,6 @@ def guarded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
             raise PermissionError(f"{name} called from a config")
         return record
 
-    monkeypatch.setattr(subprocess, "Popen", recorder("subprocess.Popen"))
-    for name in ("system", "popen", "fork", "forkpty", "posix_spawn", "posix_spawnp", "execv", "execve", "execvp",
-                 "spawnv", "spawnve", "kill", "remove", "unlink"):
-        if hasattr(os, name):
-            monkeypatch.setattr(os, name, recorder(f"os.{name}"))
-    runs = tmp_path / "runs"
     count = 0
 
     def run(recipe: str, overrides: list[str], edit: Callable[[dict], None] | None = None) -> dict[str, Any]:
@@ -261,28 +254,39 @@ def guarded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
             cfg = OmegaConf.to_container(cfg, resolve=False)
             edit(cfg)
         run_dir = runs / str(count)
-        state = run_job(cfg, run_dir, overrides, files)
-        import json
+        terminal = io.StringIO()
+        with redirect_stdout(terminal), redirect_stderr(terminal):
+            state = run_job(cfg, run_dir, overrides, files)
         summary = json.loads((run_dir / "summary.json").read_text())
-        buffer = io.StringIO()
-        print_outcome(state, run_dir, Console(file=buffer, width=400, color_system=None))
-        return {"summary": summary, "printed": buffer.getvalue(), "cwd": sorted(os.listdir(cwd)), "calls": list(calls),
-                "planted": PLANTED in sys.modules or marker.exists(), "outside": sorted(os.listdir(tmp_path))}
+        printed = io.StringIO()
+        print_outcome(state, run_dir, Console(file=printed, width=400, color_system=None))
+        return {"summary": summary, "printed": printed.getvalue(), "terminal": terminal.getvalue(),
+                "cwd": sorted(os.listdir(cwd)), "calls": list(calls), "outside": sorted(os.listdir(root)),
+                "planted": PLANTED in sys.modules or marker.exists()}
 
-    return run
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(cwd)
+        patch.setenv("PLANTED_MARKER", str(marker))
+        patch.syspath_prepend(str(plant.parent))
+        patch.delenv("FXFLOW_TRUSTED_PACKAGES", raising=False)
+        patch.setattr(subprocess, "Popen", recorder("subprocess.Popen"))
+        for name in ("system", "popen", "fork", "forkpty", "posix_spawn", "posix_spawnp", "execv", "execve", "execvp",
+                     "spawnv", "spawnve", "kill", "remove", "unlink"):
+            if hasattr(os, name):
+                patch.setattr(os, name, recorder(f"os.{name}"))
+        run.marker = marker  # type: ignore[attr-defined]
+        yield run
 
 
-def assert_refused(result: dict[str, Any], named: str, capsys: pytest.CaptureFixture) -> None:
+def assert_refused(result: dict[str, Any], named: str) -> None:
     summary = result["summary"]
     assert summary["status"] == "error", summary
     message = summary["error"]["message"]
     assert named in message, message
     assert _words(message) <= _words(result["printed"])  # printed as written: no markup swallowed
-    assert "Traceback" not in result["printed"]
+    assert "Traceback" not in result["printed"] + result["terminal"]
     assert result["cwd"] == [] and result["calls"] == [] and not result["planted"]
     assert result["outside"] == ["cwd", "plant", "runs"]
-    captured = capsys.readouterr()
-    assert "Traceback" not in captured.out + captured.err
 
 
 def _words(text: str) -> set[str]:
@@ -290,18 +294,18 @@ def _words(text: str) -> set[str]:
 
 
 @pytest.mark.parametrize("recipe,overrides,named", TARGET_CASES, ids=[" ".join(c[1]) for c in TARGET_CASES])
-def test_hostile_target_is_refused_before_import(guarded, capsys, recipe, overrides, named):
-    assert_refused(guarded(recipe, overrides), named, capsys)
+def test_hostile_target_is_refused_before_import(guarded, recipe, overrides, named):
+    assert_refused(guarded(recipe, overrides), named)
 
 
 @pytest.mark.parametrize("recipe,overrides,named", MALFORMED, ids=[" ".join(c[1]) for c in MALFORMED])
-def test_malformed_config_is_refused(guarded, capsys, recipe, overrides, named):
-    assert_refused(guarded(recipe, overrides), named, capsys)
+def test_malformed_config_is_refused(guarded, recipe, overrides, named):
+    assert_refused(guarded(recipe, overrides), named)
 
 
 @pytest.mark.parametrize("recipe,edit,named", RECIPE_EDITS, ids=[c[2] for c in RECIPE_EDITS])
-def test_malformed_recipe_content_is_refused(guarded, capsys, recipe, edit, named):
-    assert_refused(guarded(recipe, [], edit), named, capsys)
+def test_malformed_recipe_content_is_refused(guarded, recipe, edit, named):
+    assert_refused(guarded(recipe, [], edit), named)
 
 
 # ----------------------------------------------------------------------------- generated
@@ -324,20 +328,23 @@ OUT_OF_RANGE = {
 
 @settings(max_examples=20, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
 @given(data=st.data())
-def test_generated_out_of_range_values_are_refused(guarded, capsys, data):
+def test_generated_out_of_range_values_are_refused(guarded, data):
     recipe, key = data.draw(st.sampled_from(sorted(OUT_OF_RANGE)))
     value = data.draw(OUT_OF_RANGE[(recipe, key)])
     text = "[" + ",".join(map(str, value)) + "]" if isinstance(value, list) else str(value)
-    assert_refused(guarded(recipe, [f"{key}={text}"]), key, capsys)
+    assert_refused(guarded(recipe, [f"{key}={text}"]), key)
 
 
-def test_trusted_package_is_imported_only_once_trusted(guarded, capsys, monkeypatch):
+def test_trusted_package_is_imported_only_once_trusted(guarded, monkeypatch):
     """The planted package becomes usable through the environment, never through the config."""
     refused = guarded("replace_target_nodes_with", [f"model.module._target_={PLANTED}.Model"])
     assert refused["summary"]["status"] == "error" and not refused["planted"]
     monkeypatch.setenv("FXFLOW_TRUSTED_PACKAGES", PLANTED)
     monkeypatch.delitem(sys.modules, PLANTED, raising=False)
-    ran = guarded("replace_target_nodes_with", [f"model.module._target_={PLANTED}.Model"])
-    assert ran["summary"]["status"] == "passed", ran["summary"]["checks"]
-    assert ran["planted"]
-    sys.modules.pop(PLANTED, None)
+    try:
+        ran = guarded("replace_target_nodes_with", [f"model.module._target_={PLANTED}.Model"])
+        assert ran["summary"]["status"] == "passed", ran["summary"]["checks"]
+        assert guarded.marker.exists()  # imported, now that it is trusted
+    finally:
+        sys.modules.pop(PLANTED, None)
+        guarded.marker.unlink(missing_ok=True)
