@@ -20,7 +20,6 @@ import os
 import subprocess
 import sys
 from contextlib import redirect_stderr, redirect_stdout
-from pathlib import Path
 from typing import Any, Callable
 
 import pytest
@@ -264,6 +263,7 @@ def guarded(tmp_path_factory):
                 "cwd": sorted(os.listdir(cwd)), "calls": list(calls), "outside": sorted(os.listdir(root)),
                 "planted": PLANTED in sys.modules or marker.exists()}
 
+    unlink = os.unlink  # the real one, for cleaning up after the trusted case
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(cwd)
         patch.setenv("PLANTED_MARKER", str(marker))
@@ -275,6 +275,7 @@ def guarded(tmp_path_factory):
             if hasattr(os, name):
                 patch.setattr(os, name, recorder(f"os.{name}"))
         run.marker = marker  # type: ignore[attr-defined]
+        run.forget_planted = lambda: (sys.modules.pop(PLANTED, None), marker.exists() and unlink(marker))  # type: ignore[attr-defined]
         yield run
 
 
@@ -346,5 +347,4 @@ def test_trusted_package_is_imported_only_once_trusted(guarded, monkeypatch):
         assert ran["summary"]["status"] == "passed", ran["summary"]["checks"]
         assert guarded.marker.exists()  # imported, now that it is trusted
     finally:
-        sys.modules.pop(PLANTED, None)
-        guarded.marker.unlink(missing_ok=True)
+        guarded.forget_planted()
