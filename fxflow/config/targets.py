@@ -21,12 +21,14 @@ Each check runs in this order, and nothing is imported until the name has passed
    factory or a Python function to trace; a subclass of the component's kind; a graph function),
    and the module it was defined in passes 2 and 3 too, so a re-export cannot smuggle one in.
 
-Hydra's own `instantiate` (hydra-core >= 1.3.8) blocks a fixed list of dangerous callables by
-name (subprocess, os.system, os.remove, shutil.rmtree, importlib.import_module, ...), but it
-still imports any other module named (so import side effects run) and allows e.g.
-`builtins.open`, `shutil.copy` and `socket.socket`; `hydra.utils.get_object` applies no check at
-all. This policy is the allowlist in front of it; models and components are then still built
-with `instantiate`, so Hydra's checks apply as a second layer.
+Hydra's own `instantiate` (a blocklist since hydra-core 1.3.4, widened in 1.3.7; read in
+1.3.8's hydra/_internal/target_policy.py) refuses a fixed list of dangerous callables by name
+before importing them (subprocess, os.system, os.remove, shutil.rmtree,
+importlib.import_module, pickle.loads, ...), but it imports any other module named (so import
+side effects run) and allows e.g. `builtins.open`, `shutil.copy` and `socket.socket`;
+`hydra.utils.get_object` / `get_class` apply no check at all. This policy is the allowlist in
+front of it; models and components are then still built with `instantiate`, so Hydra's checks
+apply as a second layer.
 """
 
 from __future__ import annotations
