@@ -17,8 +17,8 @@ from typing import Any, Iterable
 import fxflow.transforms
 from fxflow.config.components import build_component, check_model_target, known_subclasses, misplaced_targets
 from fxflow.config.errors import ConfigError, Problem, did_you_mean
-from fxflow.config.schema import RunConfig
 from fxflow.config.names import safe_name_problem
+from fxflow.config.schema import RunConfig
 from fxflow.config.targets import ModelTarget, TargetPolicy
 from fxflow.config.validate import validate_schema
 from fxflow.tracers import Tracer

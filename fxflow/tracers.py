@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+import inspect
 from abc import ABC, abstractmethod
 from typing import Any, Callable
-
-import inspect
 
 import torch
 from pydantic import BaseModel, ConfigDict, field_validator
