@@ -12,7 +12,9 @@ Examples:
 A first word that names a verb (fxflow.verbs) runs the verb; anything else goes to Hydra.
 `--config-dir DIR` (anywhere on the line) adds a folder of your configs ahead of the shipped ones.
 
-Exit code: 0 when every job passed (or was skipped for a missing requirement), 1 otherwise.
+Exit code: 0 when every job passed (or was skipped for a missing requirement), 1 otherwise;
+130 after Ctrl-C and 143 after SIGTERM (the record says `interrupted`); 2 when an explicit run
+directory already holds a record (FXFLOW_OVERWRITE=1 replaces it).
 """
 
 from __future__ import annotations
@@ -26,28 +28,40 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
+from fxflow.interrupts import Interrupted, signals_interrupt
 from fxflow.paths import conf_dir, set_config_dirs
 from fxflow.recipes import register_recipes
+from fxflow.record.run_dir import fresh_job_dir, register_resolvers
 
 _STATUSES: list[str] = []
 _CONFIG_DIR_FLAGS = ("--config-dir", "-cd")
+_RUN_DIRS: list[Path] = []
 
 
 def _task(cfg: DictConfig) -> dict:
     from fxflow.compose import config_files
-    from fxflow.pipeline import run_job
+    from fxflow.pipeline import RecordError, run_job
     from fxflow.reports.console import print_outcome
 
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
+    _RUN_DIRS.append(run_dir)
     # Overrides as typed: `seed=${nope}` must be recorded, not resolved.
     overrides = OmegaConf.to_container(hydra_cfg.overrides.task, resolve=False)
     sweeping = hydra_cfg.mode == RunMode.MULTIRUN
     if sweeping and (done := _sweep_job_done(cfg, run_dir, overrides)) is not None:
         _STATUSES.append(done["status"])
         return done
-    state = run_job(cfg, run_dir, overrides, config_files(hydra_cfg.runtime.choices, hydra_cfg.runtime.config_sources))
-    print_outcome(state, run_dir)
+    if sweeping:
+        fresh_job_dir(run_dir)  # a re-run sweep: this job's earlier record goes, it runs afresh
+    try:
+        state = run_job(cfg, run_dir, overrides, config_files(hydra_cfg.runtime.choices, hydra_cfg.runtime.config_sources),
+                        present=print_outcome)
+    except RecordError as exc:  # nothing could be recorded: say so, and let a sweep go on
+        print(f"fxflow: error: {exc}", file=sys.stderr)
+        _STATUSES.append("error")
+        return {"status": "error", "run_dir": str(run_dir), "metrics": {}, "checks": [],
+                "error": {"stage": "record", "message": str(exc)}}
     _STATUSES.append(state.status)
     if sweeping and state.status != "passed" and OmegaConf.select(cfg, "sweep.fail_fast", default=False):
         from fxflow.record.sweep import stop
@@ -114,11 +128,17 @@ def main(argv: list[str] | None = None) -> None:
 
     if is_verb(argv):
         sys.exit(run_verb(argv))
-    register_recipes()
-    from fxflow.verbs.ls import overview_text
+    try:
+        with signals_interrupt():
+            register_recipes()
+            register_resolvers()
+            from fxflow.verbs.ls import overview_text
 
-    OmegaConf.register_new_resolver("fxflow_overview", lambda: overview_text(), replace=True)  # --help's listing
-    sys.argv = [sys.argv[0], *argv]
-    app = hydra.main(config_path=str(conf_dir()), config_name="config", version_base="1.3")(_task)
-    app()
+            OmegaConf.register_new_resolver("fxflow_overview", lambda: overview_text(), replace=True)  # --help's listing
+            sys.argv = [sys.argv[0], *argv]
+            hydra.main(config_path=str(conf_dir()), config_name="config", version_base="1.3")(_task)()
+    except Interrupted as exc:
+        where = f"; the record at {_RUN_DIRS[-1]} says so" if _RUN_DIRS else ""
+        print(f"fxflow: interrupted by {exc.name}{where}", file=sys.stderr)
+        sys.exit(exc.exit_code)
     sys.exit(_exit_code())

@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import torch
-from hydra.utils import get_object
 
 from fxflow.config.schema import InputSpec
+from fxflow.config.targets import TargetPolicy
 
 
 @dataclass
@@ -59,7 +59,7 @@ def make_input(spec: InputSpec, gen: torch.Generator) -> Any:
         return tuple(items) if spec.container == "tuple" else items
     if spec.object is not None:
         fields = {name: make_input(field, gen) for name, field in spec.object.items() if name != "_target_"}
-        return get_object(spec.object["_target_"])(**fields)
+        return TargetPolicy.from_environment().data_class(spec.object["_target_"])(**fields)
     if spec.shape is None:
         return spec.value
     dtype = getattr(torch, spec.dtype)

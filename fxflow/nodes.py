@@ -7,10 +7,11 @@ from collections import Counter
 from typing import Any, Callable, Literal
 
 import torch
-from hydra.utils import get_object
 from pydantic_core import PydanticCustomError
 from torch.fx import Node
 from torch.fx.node import _get_qualified_name
+
+from fxflow.config.targets import TargetPolicy, TargetRefused
 
 # The ops that call something: what a config may name as a node's op.
 FxOp = Literal["call_function", "call_method", "call_module"]
@@ -38,15 +39,16 @@ def node_sizes(gm: torch.fx.GraphModule) -> dict[str, dict[str, int]]:
     return sizes
 
 
-def function_at(path: str) -> Callable[..., Any]:
-    """The function a config names as a `call_function` target (`operator.add`, `torch.relu`);
-    a validation error that says how to write one when the path does not import."""
+def function_at(path: str, field: str = "") -> Callable[..., Any]:
+    """The function a config names as a `call_function` target (`operator.add`, `torch.relu`),
+    resolved by the target policy (operator, math and torch only); a validation error that says
+    how to write one otherwise."""
     try:
-        return get_object(path)
-    except Exception:
+        return TargetPolicy().graph_function(path)
+    except TargetRefused as exc:
         raise PydanticCustomError(
-            "target", "cannot import function '{path}'; write a dotted path such as operator.add or torch.relu",
-            {"path": path},
+            "target", "function '{path}' {why}; write a dotted path such as operator.add or torch.relu",
+            {"path": path, "why": exc.message, **({"field": field} if field else {})},
         ) from None
 
 

@@ -12,14 +12,15 @@ import importlib
 import inspect
 import pkgutil
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable
-
-import torch
+from typing import Any, Iterable
 
 import fxflow.transforms
-from fxflow.config.components import build_component, check_callable_target, known_subclasses
+from fxflow.config.components import (build_component, check_input_objects, check_model_target, known_subclasses,
+                                      misplaced_targets)
 from fxflow.config.errors import ConfigError, Problem, did_you_mean
+from fxflow.config.names import safe_name_problem
 from fxflow.config.schema import RunConfig
+from fxflow.config.targets import ModelTarget, TargetPolicy
 from fxflow.config.validate import validate_schema
 from fxflow.requirements import RequirementMissing, unmet
 from fxflow.tracers import Tracer
@@ -30,13 +31,17 @@ BUILTIN_STAGES = ("build", "trace")
 
 @dataclass
 class Plan:
-    """A validated run: the typed config plus the built (cheap) components."""
+    """A validated run: the typed config plus the built (cheap) components.
+
+    `model_factory(**args)` builds the model (`reference_factory` the reference): each is a
+    ModelTarget the target policy accepted; its `obj` is the class or function named.
+    """
 
     spec: RunConfig
     tracer: Tracer
     transforms: dict[str, Transform]
-    model_factory: Callable[..., Any]
-    reference_factory: Callable[..., Any] | None
+    model_factory: ModelTarget
+    reference_factory: ModelTarget | None
 
     @property
     def stages(self) -> list[str]:
@@ -55,17 +60,32 @@ def load_transforms() -> None:
         importlib.import_module(info.name)
 
 
-def plan_run(cfg: dict[str, Any], files: Iterable[str] = ()) -> Plan:
-    """Check the whole config; raise ConfigError listing every problem with its dotted path."""
-    load_transforms()
-    spec, partial, broken, problems = validate_schema(cfg)
+def plan_run(cfg: dict[str, Any], files: Iterable[str] = (), policy: TargetPolicy | None = None) -> Plan:
+    """Check the whole config; raise ConfigError listing every problem with its dotted path.
 
-    tracer = build_component(cfg["tracer"], "tracer", problems, Tracer) if isinstance(cfg.get("tracer"), dict) else None
-    transforms: dict[str, Transform] = {}
+    Every `_target_` goes through the target policy (trusted packages come from the
+    environment, never from `cfg`) before anything it names is imported.
+    """
+    load_transforms()
+    policy = policy or TargetPolicy.from_environment()
+    spec, partial, broken, problems = validate_schema(cfg)
     raw_transforms = cfg.get("transforms") or {}
+    names_written = list(raw_transforms) if isinstance(raw_transforms, dict) else []
+    for name in names_written:
+        unsafe = safe_name_problem(name)
+        if unsafe:
+            problems.append(Problem(f"transforms.{name}", "the transform name " + unsafe, name))
+    roots = {"tracer", *(f"transforms.{name}" for name in names_written)}
+    reported = [p.path for p in problems]
+    problems.extend(p for p in misplaced_targets(cfg, roots)  # one message per key: a schema problem says enough
+                    if not any(p.path == r or p.path.startswith(r + ".") or r.startswith(p.path + ".") for r in reported))
+    problems.extend(check_input_objects(cfg, policy))
+
+    tracer = build_component(cfg["tracer"], "tracer", problems, Tracer, policy) if "tracer" in cfg else None
+    transforms: dict[str, Transform] = {}
     if isinstance(raw_transforms, dict):
         for name, section in raw_transforms.items():
-            built = build_component(section or {}, f"transforms.{name}", problems, Transform)
+            built = build_component(section or {}, f"transforms.{name}", problems, Transform, policy)
             if built is not None:
                 transforms[name] = built
 
@@ -73,17 +93,18 @@ def plan_run(cfg: dict[str, Any], files: Iterable[str] = ()) -> Plan:
     model_factory = None
     # A model from a package the machine lacks cannot be imported to check it: the run is skipped instead.
     missing = unmet(spec.requires) + unmet(spec.model.requires) if spec is not None else []
-    if isinstance(model.get("module"), dict) and not missing:
-        model_factory = check_callable_target(model["module"], "model.module", problems)
+    if "module" in model and not missing:
+        model_factory = check_model_target(model["module"], "model.module", problems, policy)
         if model_factory is not None and isinstance(model.get("inputs"), dict):
-            problems.extend(_input_names(model_factory, model["inputs"], bool(model["module"].get("_partial_"))))
+            problems.extend(_input_names(model_factory, model["inputs"]))
     equivalence = cfg.get("equivalence") if isinstance(cfg.get("equivalence"), dict) else {}
     reference = equivalence.get("reference")
-    reference_factory = check_callable_target(reference, "equivalence.reference", problems) if reference else None
+    reference_factory = None
+    if reference is not None:
+        reference_factory = check_model_target(reference, "equivalence.reference", problems, policy)
 
     if isinstance(raw_transforms, dict) and len(transforms) == len(raw_transforms):
         problems.extend(_transform_order(transforms))  # a broken transform would make its followers look misordered
-    names_written = list(raw_transforms) if isinstance(raw_transforms, dict) else []
     problems.extend(_cross_checks(partial, transforms, names_written, broken))
 
     if problems or spec is None or tracer is None or (model_factory is None and not missing):
@@ -93,16 +114,13 @@ def plan_run(cfg: dict[str, Any], files: Iterable[str] = ()) -> Plan:
     return Plan(spec, tracer, transforms, model_factory, reference_factory)
 
 
-def _input_names(factory: Callable[..., Any], inputs: dict[str, Any], partial: bool = False) -> list[Problem]:
+def _input_names(model: ModelTarget, inputs: dict[str, Any]) -> list[Problem]:
     """Declared inputs must match the parameters of forward (or of the function under study)."""
-    if partial:
-        called = factory  # `_partial_: true`: the target itself is called with the inputs
-    elif isinstance(factory, type) and issubclass(factory, torch.nn.Module):
-        called = factory.forward
-    else:
-        return []  # a factory function: what it returns is only known once built
+    if model.kind == "factory":
+        return []  # what a factory returns is only known once built
     try:
-        params = [p for p in inspect.signature(called).parameters.values() if p.name != "self"]
+        forward = model.obj.forward if model.kind == "module" else model.obj
+        params = [p for p in inspect.signature(forward).parameters.values() if p.name != "self"]
     except (TypeError, ValueError):
         return []
     if any(p.kind is p.VAR_KEYWORD for p in params) or any(p.kind is p.VAR_POSITIONAL for p in params):
@@ -164,6 +182,16 @@ def _cross_checks(spec: RunConfig, transforms: dict[str, Transform], names_writt
             problems.append(Problem(f"devices.{key}.name", f"duplicates the name of devices.{names[name]}", name,
                                     "unique device names"))
         names[name] = key
+    ids: dict[int, str] = {}
+    for key, device in spec.devices.items():
+        lid = getattr(device, "logical_id", None)
+        if lid is None:
+            continue
+        if lid in ids:
+            problems.append(Problem(
+                f"devices.{key}.logical_id", f"duplicates the logical_id of devices.{ids[lid]}: the partitioner would "
+                "fill one device as if each entry had its own memory", lid, "a distinct logical_id per device"))
+        ids[lid] = key
     for key in spec.expect.metrics:
         if key not in stages:
             problems.append(Problem(f"expect.metrics.{key}", "names no stage of this recipe" + did_you_mean(key, stages),

@@ -6,19 +6,29 @@ package: their defaults lists (`override /devices: three_gpu`) apply, and a comm
 choice such as `devices=two_gpu` still wins. A user's recipes (`fxflow_conf/recipes/`,
 `--config-dir DIR/recipes/`) are stored after the shipped ones, so a user's recipe of the
 same name replaces the shipped one.
+
+One broken recipe file must not break every command (`--help` included): a file that does
+not load (YAML syntax), is not a mapping, has an unsafe name, or sets Hydra's own settings
+(`hydra:` — run directory, logging, callbacks belong to the command, not to a recipe) is
+registered as a stand-in that holds only its name and the reason, with file and line.
+Choosing it gives that message as a config problem; every other recipe works as before, and
+`unreadable_recipes()` lists them for the review verbs.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
+from fxflow.config.names import BROKEN_RECIPE_KEY, SAFE_NAME
 from fxflow.paths import recipe_dirs
 
 _unreadable: dict[str, tuple[Path, str]] = {}
-_registered: tuple = ()  # (name, file, modification time) of what the ConfigStore holds now
+_registered: tuple = ()  # (name, file, modification time, size) of what the ConfigStore holds now
+
 
 
 def recipe_files(folder: Path | None = None) -> dict[str, Path]:
@@ -29,27 +39,53 @@ def recipe_files(folder: Path | None = None) -> dict[str, Path]:
     return dict(sorted(found.items()))
 
 
+def load_recipe(path: Path) -> DictConfig:
+    """The recipe's config; ValueError with file and line when it cannot be used as one."""
+    try:
+        node = OmegaConf.load(path)
+    except Exception as exc:  # noqa: BLE001 - YAML and OmegaConf errors alike
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+        problem = getattr(exc, "problem", None) or str(exc).strip().splitlines()[0]
+        raise ValueError(f"{where}: {problem}") from None
+    if not isinstance(node, DictConfig):
+        raise ValueError(f"{path}: a recipe is a mapping (recipe:, transforms:, ...), not a {type(node).__name__}")
+    if "hydra" in node:
+        raise ValueError(f"{path}:{_line_of(path, 'hydra')}: a recipe may not set `hydra:` (run directory, logging "
+                         "and callbacks belong to the command)")
+    defaults = node.get("defaults") or []
+    for entry in defaults if isinstance(defaults, (list, tuple)) or OmegaConf.is_list(defaults) else []:
+        text = str(entry)
+        if "hydra" in re.split(r"[\s:/@{}'\"]+", text):
+            raise ValueError(f"{path}:{_line_of(path, 'hydra')}: a recipe's defaults may not choose Hydra's own "
+                             f"groups ({text})")
+    return node
+
+
 def register_recipes(folder: Path | None = None) -> list[str]:
     """Store each recipe file in the ConfigStore group `recipe`; return the names.
 
-    A file that is not valid YAML is left out and remembered (`unreadable_recipes`), so one
-    broken user file never stops the others from composing.
+    Files unchanged since the last call (same names, sizes and times) are not loaded again; a
+    file that cannot be a recipe is stored as a stand-in and remembered (`unreadable_recipes`).
     """
     global _registered
     files = recipe_files(folder)
-    key = tuple((name, str(path), path.stat().st_mtime_ns) for name, path in files.items())
+    key = tuple((name, str(path), path.stat().st_mtime_ns, path.stat().st_size) for name, path in files.items())
     store = ConfigStore.instance()
     if key == _registered and "recipe" in store.repo:
-        return [name for name in files if name not in _unreadable]
+        return list(files)
     store.repo.pop("recipe", None)  # a user folder of an earlier call (another working folder) no longer counts
     _unreadable.clear()
     names = []
     for name, path in files.items():
         try:
-            node = OmegaConf.load(path)
-        except Exception as exc:  # noqa: BLE001 - yaml and OmegaConf raise several kinds
-            _unreadable[name] = (path, " ".join(str(exc).split()))
-            continue
+            if not SAFE_NAME.fullmatch(name):
+                raise ValueError(f"{path}: the file name is not a safe recipe name (a letter, then letters, digits, "
+                                 "'_' or '-')")
+            node = load_recipe(path)
+        except ValueError as exc:
+            _unreadable[name] = (path, str(exc))
+            node = OmegaConf.create({"recipe": _safe(name), BROKEN_RECIPE_KEY: str(exc)})
         store.store(group="recipe", name=name, node=node, package="_global_")
         names.append(name)
     _registered = key
@@ -59,3 +95,18 @@ def register_recipes(folder: Path | None = None) -> list[str]:
 def unreadable_recipes() -> dict[str, tuple[Path, str]]:
     """Recipes the last `register_recipes` could not read: name -> (file, why)."""
     return dict(_unreadable)
+
+
+def _safe(name: str) -> str:
+    text = re.sub(r"[^A-Za-z0-9_-]+", "_", name).strip("_-")[:63]
+    return text if SAFE_NAME.fullmatch(text) else f"r{text}"[:64] if text else "broken"
+
+
+def _line_of(path: Path, key: str) -> str:
+    try:
+        for number, line in enumerate(path.read_text().splitlines(), start=1):
+            if re.match(rf"\s*-?\s*.*\b{re.escape(key)}\b", line) and not line.lstrip().startswith("#"):
+                return str(number)
+    except OSError:
+        pass
+    return "?"

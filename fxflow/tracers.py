@@ -10,11 +10,12 @@ from types import FunctionType
 from typing import Any, Callable
 
 import torch
-from hydra.utils import get_class
 from pydantic import BaseModel, ConfigDict, field_validator
 from pydantic_core import PydanticCustomError
 from torch.fx import GraphModule
 from torch.fx import Tracer as FxTracer
+
+from fxflow.config.targets import TargetPolicy, TargetRefused
 
 
 class Tracer(BaseModel, ABC):
@@ -25,6 +26,14 @@ class Tracer(BaseModel, ABC):
     @abstractmethod
     def trace(self, root: torch.nn.Module | Callable, inputs: dict[str, Any]) -> GraphModule:
         """Trace `root`; `inputs` are the example inputs by argument name."""
+
+    def unused_settings(self, root: torch.nn.Module | Callable) -> list[tuple[str, str, str]]:
+        """Settings that name nothing in this model, as (field, what is wrong, what is accepted).
+
+        A setting that matches nothing changes nothing, so a recipe that relies on it would pass
+        while testing something other than it says; the pipeline refuses such a run.
+        """
+        return []
 
 
 def _graph_module(root: torch.nn.Module | Callable, tracer: FxTracer, graph: torch.fx.Graph) -> GraphModule:
@@ -47,19 +56,43 @@ class SymbolicTracer(Tracer):
     @field_validator("leaf_modules")
     @classmethod
     def _classes_import(cls, value: list[str]) -> list[str]:
+        policy = TargetPolicy.from_environment()
         for path in value:
             try:
-                klass = get_class(path)
-            except Exception:
+                policy.module_class(path)
+            except TargetRefused as exc:
                 raise PydanticCustomError(
-                    "leaf_module", "cannot import class '{path}'; write a dotted path like torch.nn.Linear", {"path": path}
-                ) from None
-            if not issubclass(klass, torch.nn.Module):
-                raise PydanticCustomError("leaf_module", "'{path}' is not an nn.Module class", {"path": path})
+                    "leaf_module", "'{path}' {why}; write a dotted path like torch.nn.Linear",
+                    {"path": path, "why": exc.message}) from None
         return value
 
+    def _leaves(self) -> tuple[type, ...]:
+        policy = TargetPolicy.from_environment()
+        return tuple(policy.module_class(p) for p in self.leaf_modules)
+
+    def unused_settings(self, root: torch.nn.Module | Callable) -> list[tuple[str, str, str]]:
+        found = []
+        forward = root.forward if isinstance(root, torch.nn.Module) else root
+        try:
+            params = inspect.signature(forward).parameters
+        except (TypeError, ValueError):
+            params = None
+        if params is not None and not any(p.kind is p.VAR_KEYWORD for p in params.values()):
+            for name in self.concrete_args or {}:
+                if name not in params:
+                    found.append((f"concrete_args.{name}", "names no argument of the model's forward",
+                                  ", ".join(params) or "no arguments"))
+        if self.leaf_modules:
+            present = {type(m) for m in root.modules()} if isinstance(root, torch.nn.Module) else set()
+            for path, leaf in zip(self.leaf_modules, self._leaves()):
+                if not any(issubclass(kind, leaf) for kind in present):
+                    held = sorted({k.__name__ for k in present}) or ["none (a function)"]
+                    found.append(("leaf_modules", f"{path} matches no module of the model", "classes it holds: "
+                                  + ", ".join(held)))
+        return found
+
     def trace(self, root: torch.nn.Module | Callable, inputs: dict[str, Any]) -> GraphModule:
-        leaves = tuple(get_class(p) for p in self.leaf_modules)
+        leaves = self._leaves()
 
         class _LeafTracer(FxTracer):
             def is_leaf_module(self, m: torch.nn.Module, qualname: str) -> bool:

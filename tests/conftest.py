@@ -1,14 +1,21 @@
 """Shared fixtures: run a recipe in-process (compose + run_job), or the CLI in a subprocess.
 
-Most tests use `run_recipe`: it composes the recipe exactly as `python -m fxflow` does and
-calls the runner in this process (well under a second a run). Tests whose point is the
-process itself (exit code, terminal output, Hydra's own errors, install) use `cli` and carry
-the `process` marker: `pytest -m process` runs just those, `-m "not process"` skips them.
+Most tests use `run_recipe`: it composes the recipe as `python -m fxflow` does and calls the
+runner in this process (well under a second a run). Tests whose point is the process itself
+(exit code, terminal output, Hydra's own errors, install) use `cli` and carry the `process`
+marker: `pytest -m process` runs just those, `-m "not process"` skips them.
+
+Composing costs ~0.2 s, most of it building the defaults list from the YAML files, so
+`compose_cached` composes each (recipe, group choices) once and applies value overrides
+(`key=value`, `+key=value`, `~key`) to a copy with Hydra's own override function, the one
+its compose calls; test_compose_cache.py checks that this gives what a full compose gives.
 """
 
 from __future__ import annotations
 
+import copy
 import json
+import logging
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -16,12 +23,50 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hydra._internal.config_loader_impl import ConfigLoaderImpl
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from omegaconf import DictConfig
 
 from fxflow.compose import compose_recipe
+from fxflow.paths import conf_dir, user_config_dirs
 from fxflow.pipeline import run_job
 from fxflow.run_state import RunState
 
 REPO = Path(__file__).resolve().parents[1]
+_GROUPS = {p.name for p in conf_dir().iterdir() if p.is_dir()} | {"recipe"}
+_COMPOSED: dict[tuple[str | None, tuple[str, ...]], tuple[DictConfig, list[str]]] = {}
+
+
+def compose_cached(recipe: str | None, overrides: list[str]) -> tuple[DictConfig, list[str]]:
+    """compose_recipe(recipe, overrides), composing each recipe and group choice only once (only the
+    shipped configs are cached: a test's own config folder may change between calls)."""
+    if user_config_dirs():
+        return compose_recipe(recipe, overrides)
+    try:
+        parsed = OverridesParser.create().parse_overrides(overrides)
+    except Exception:  # noqa: BLE001 - let the full compose raise Hydra's own error
+        return compose_recipe(recipe, overrides)
+    groups = tuple(o.input_line for o in parsed if o.key_or_group.split("/")[0] in _GROUPS)
+    values = [o for o in parsed if o.key_or_group.split("/")[0] not in _GROUPS and not o.is_hydra_override()]
+    key = (recipe, groups)
+    if key not in _COMPOSED:
+        cfg, files = compose_recipe(recipe, list(groups))
+        _COMPOSED[key] = cfg, [str(Path(f).resolve()) for f in files]
+    base, files = _COMPOSED[key]
+    cfg = copy.deepcopy(base)
+    try:
+        ConfigLoaderImpl._apply_overrides_to_config(values, cfg)
+    except Exception:  # noqa: BLE001
+        return compose_recipe(recipe, overrides)
+    return cfg, [_as_shown(f) for f in files]
+
+
+def _as_shown(path: str) -> str:
+    """As fxflow.compose.config_files shows a file: relative to the working folder when inside it."""
+    try:
+        return str(Path(path).relative_to(Path.cwd()))
+    except ValueError:
+        return path
 
 
 @dataclass
@@ -41,7 +86,7 @@ class RecipeRun:
 
 
 def run_in_process(recipe: str | None, overrides: list[str], run_dir: Path) -> RecipeRun:
-    cfg, files = compose_recipe(recipe, overrides)
+    cfg, files = compose_cached(recipe, overrides)
     state = run_job(cfg, run_dir, overrides, files)
     summary = json.loads((run_dir / "summary.json").read_text())
     return RecipeRun(state, summary, run_dir)
@@ -58,6 +103,37 @@ def run_recipe(tmp_path: Path):
         return run_in_process(recipe, list(overrides), tmp_path / f"run{count}")
 
     return _run
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging():
+    """Tests that call the command's entry point in-process let Hydra configure logging (handlers on
+    the stream pytest captures then); put the loggers back so no later test writes to a closed stream."""
+    loggers = [logging.getLogger(), *(logging.getLogger(n) for n in list(logging.root.manager.loggerDict))]
+    saved = [(lg, list(lg.handlers), lg.level, lg.propagate) for lg in loggers if isinstance(lg, logging.Logger)]
+    yield
+    for logger, handlers, level, propagate in saved:
+        logger.handlers[:] = handlers
+        logger.setLevel(level)
+        logger.propagate = propagate
+
+
+@pytest.fixture
+def trust(monkeypatch):
+    """`trust("tests.fixtures_models")`: trust test-only packages the way a user trusts their own,
+    through FXFLOW_TRUSTED_PACKAGES (never through a config)."""
+
+    def _trust(*packages: str) -> None:
+        monkeypatch.setenv("FXFLOW_TRUSTED_PACKAGES", ",".join(packages))
+
+    return _trust
+
+
+@pytest.fixture
+def trusted_fixtures(trust):
+    """Trust tests/fixtures_models (test-only models, transforms and split functions) for one test;
+    modules that build from it say `pytestmark = pytest.mark.usefixtures("trusted_fixtures")`."""
+    trust("tests.fixtures_models")
 
 
 def run_cli(args: list[str], run_dir: Path, cwd: Path | None = None, timeout: int = 300) -> tuple[subprocess.CompletedProcess, dict[str, Any] | None]:

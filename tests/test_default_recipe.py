@@ -103,7 +103,8 @@ def test_unknown_group_option_is_refused_when_composing(override, named):
         compose_recipe(None, [override])
 
 
-def test_untraceable_model_is_a_clear_error(run_recipe):
+def test_untraceable_model_is_a_clear_error(run_recipe, trust):
+    trust("tests.fixtures_models")
     run = run_recipe("sparse_nn", "model.module._target_=tests.fixtures_models.untraceable.DataDependent",
                      "~model.inputs.b", "~model.inputs.offset", "model.inputs.a.shape=[4]")
     assert run.summary["status"] == "error" and run.summary["error"]["stage"] == "trace"

@@ -16,6 +16,8 @@ from fxflow.config.errors import ConfigError
 from fxflow.pipeline import run_job
 from fxflow.plan import plan_run
 
+pytestmark = pytest.mark.usefixtures("trusted_fixtures")  # models and transforms from tests.fixtures_models
+
 POLICY = "fxflow.transforms.split_policies."
 SPLITS = "tests.fixtures_models.splits."
 
@@ -167,15 +169,15 @@ def test_a_policy_that_does_not_fit_the_graph_stops_the_split_with_a_message(tmp
     ({"split": split({"_target_": POLICY + "Constant", "partition": -1})},
      "transforms.split.policy.partition", "greater than or equal to 0"),
     ({"split": split({"_target_": POLICY + "ByFunction", "function": "operator.add"})},
-     "transforms.split.policy.function", "'operator.add' is a builtin_function_or_method, not a function"),
+     "transforms.split.policy.function", "'operator.add' is in a package a config may never name"),
     ({"split": split({"_target_": POLICY + "ByFunction", "function": "torch.nn.Linear"})},
-     "transforms.split.policy.function", "'torch.nn.Linear' is a class, not a function"),
+     "transforms.split.policy.function", "'torch.nn.Linear' is not a Python function (it is a class"),
     ({"split": split({"_target_": POLICY + "ByFunction", "function": SPLITS + "two_arguments"})},
      "transforms.split.policy.function", "cannot be called with one node"),
     ({"split": split({"_target_": POLICY + "ByFunction", "function": "no_such_package.split"})},
-     "transforms.split.policy.function", "cannot import 'no_such_package.split'"),
+     "transforms.split.policy.function", "'no_such_package.split' is not from a package fxflow builds from"),
     ({"split": split({"_target_": POLICY + "CutAt", "op": "call_function", "target": "operator.mull"})},
-     "transforms.split.policy.target", "cannot import function 'operator.mull'"),
+     "transforms.split.policy.target", "function 'operator.mull' cannot be imported"),
     ({"split": split({"_target_": POLICY + "CutAt", "op": "call_fn"})}, "transforms.split.policy.op", "call_function"),
     ({"split": split({"_target_": "fxflow.partitioning.latency.SizeRuleLatency"})},
      "transforms.split.policy._target_", "is not a SplitPolicy"),
@@ -197,15 +199,13 @@ def test_bad_transform_parameters_are_refused_naming_the_key(transforms, path, m
 
 
 def test_a_function_model_takes_no_arguments_and_its_inputs_are_checked():
+    """A plain function is the model itself (traced as written): it takes no config arguments,
+    and the declared inputs must be its parameters."""
     cfg = config("fxflow.models.tracing_examples.foo", {"y": {"shape": [4]}}, {}, tracer="RewritingTracer")
-    cfg["model"]["module"].update({"_partial_": True, "scale": 2})
-    with pytest.raises(ConfigError, match="takes no arguments with `_partial_: true`"):
+    cfg["model"]["module"]["scale"] = 2
+    with pytest.raises(ConfigError, match="a function that is traced as written"):
         plan_run(cfg)
     del cfg["model"]["module"]["scale"]
-    cls = config("fxflow.models.split_examples.ExampleCode", {"x": {"shape": [3, 4]}}, {})
-    cls["model"]["module"]["_partial_"] = True
-    with pytest.raises(ConfigError, match="model.module._partial_: names a function to trace"):
-        plan_run(cls)
     with pytest.raises(ConfigError) as info:
         plan_run(cfg)
     assert sorted(p.path for p in info.value.problems) == ["model.inputs.x", "model.inputs.y"]

@@ -11,6 +11,8 @@ import torch
 from fxflow.checks import expectations as ex
 from fxflow.pipeline import run_job
 
+pytestmark = pytest.mark.usefixtures("trusted_fixtures")  # models and transforms from tests.fixtures_models
+
 FIX = "tests.fixtures_models.features"
 
 

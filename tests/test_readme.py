@@ -74,12 +74,13 @@ def test_everyday_help_lists_recipes_and_exits_0(capsys, monkeypatch):
 def walkthrough_files() -> dict[str, str]:
     """The files the README's walk-through writes: `path`: followed by a fenced block."""
     section = README.split("## Your own configs and model", 1)[1].split("\n## ", 1)[0]
-    return dict(re.findall(r"^`([^`\s]+\.(?:py|yaml))`:.*?```\w*\n(.*?)```", section, flags=re.S | re.M))
+    return dict(re.findall(r"^`([^`\s]+\.(?:py|yaml|toml))`.*?:.*?```\w*\n(.*?)```", section, flags=re.S | re.M))
 
 
 def test_walkthrough_from_own_module_to_checked_run(tmp_path, monkeypatch):
     files = walkthrough_files()
-    assert set(files) >= {"my_models.py", "fxflow_conf/model/tiny_mlp.yaml", "fxflow_conf/recipes/tiny_split.yaml"}
+    assert set(files) >= {"my_models.py", "pyproject.toml", "fxflow_conf/model/tiny_mlp.yaml",
+                          "fxflow_conf/recipes/tiny_split.yaml"}
     for name, text in files.items():
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_text(text)

@@ -9,6 +9,7 @@ from pydantic import ValidationError
 
 from fxflow.config.errors import ConfigError, Problem, did_you_mean, join_path
 from fxflow.config.schema import DeviceSpec, InputSpec, RunConfig
+from fxflow.config.targets import model_factory
 from fxflow.plan import Plan, plan_run as validate
 from fxflow.models.partition_examples import Add
 from fxflow.tracers import SymbolicTracer
@@ -18,8 +19,9 @@ from fxflow.transforms.sizing import SizeNodes
 ADD = "fxflow.models.partition_examples.Add"
 
 
+@model_factory
 def make_add() -> Add:
-    """A factory function returning the module (used by an xfail test below)."""
+    """A registered factory function returning the module."""
     return Add()
 
 
@@ -62,7 +64,7 @@ def test_minimal_config_gives_a_plan():
     assert isinstance(plan.transforms["size_nodes"], SizeNodes)
     assert isinstance(plan.transforms["partition"], PartitionOverDevices)
     assert plan.transforms["partition"].mode == "size_based"
-    assert plan.model_factory is Add
+    assert plan.model_factory.obj is Add and plan.model_factory.kind == "module"
     assert plan.reference_factory is None
     assert plan.stages == ["trace", "size_nodes", "partition"]
     # defaults filled in
@@ -91,7 +93,7 @@ def test_component_parameters_reach_the_built_component():
 def test_nested_latency_model_is_built():
     cfg = minimal()
     cfg["transforms"]["partition"].update(
-        mode="cost_aware",
+        mode="cost_aware", transfer_rate_bytes_per_sec=2,
         latency_model={"_target_": "fxflow.partitioning.latency.SizeRuleLatency", "unweighted_per_byte": 0},
     )
     plan = validate(cfg)
@@ -104,7 +106,7 @@ def test_reference_target_is_resolved():
     cfg = minimal()
     cfg["equivalence"] = {"reference": {"_target_": "fxflow.models.partition_examples.Mul"}}
     plan = validate(cfg)
-    assert plan.reference_factory.__name__ == "Mul"
+    assert plan.reference_factory.obj.__name__ == "Mul"
 
 
 # --------------------------------------------------------------------------- memory sizes
@@ -194,7 +196,7 @@ def test_unknown_transform_target_names_the_target_path():
 
 def test_transform_target_that_is_not_a_transform():
     cfg = minimal()
-    cfg["transforms"]["x"] = {"_target_": "torch.nn.Linear"}
+    cfg["transforms"]["x"] = {"_target_": "fxflow.tracers.SymbolicTracer"}
     problems = problems_of(cfg)
     assert [p.path for p in problems] == ["transforms.x._target_"]
     assert "is not a Transform" in problems[0].message
@@ -365,11 +367,13 @@ def test_arguments_to_a_module_without_init_are_refused():
     assert paths_of(cfg) == ["model.module"]
 
 
-def test_factory_function_returning_a_module_is_accepted():
+def test_factory_function_returning_a_module_is_accepted(trust):
+    trust(make_add.__module__)
     cfg = minimal()
     cfg["model"]["module"]["_target_"] = f"{make_add.__module__}.make_add"
     plan = validate(cfg)
-    assert plan.model_factory is make_add
+    assert plan.model_factory.obj is make_add and plan.model_factory.kind == "factory"
+    assert isinstance(plan.model_factory(), Add)
 
 
 # --------------------------------------------------------------------------- several problems at once

@@ -22,6 +22,16 @@ from fxflow.config.schema import Tolerance
 from fxflow.inputs import InputSet
 
 
+class CallFailed(Exception):
+    """The reference or the stage raised when called on an input set (not a difference: a crash)."""
+
+    def __init__(self, side: str, input_set: int, cause: BaseException):
+        super().__init__(f"the {side} raised on input set {input_set}: {type(cause).__name__}: {cause}")
+        self.side = side  # "reference" or "stage"
+        self.input_set = input_set
+        self.cause = cause
+
+
 @dataclass
 class Reference:
     """What a stage is compared with, and the words the record uses for it."""
@@ -86,8 +96,14 @@ def check_equivalence(
     worst = 0.0
     detail = "no input sets"
     for index, inputs in enumerate(input_sets):
-        expected = call_replayed(reference.fn, inputs, rng_seed)
-        actual = call_replayed(module, inputs, rng_seed)
+        try:
+            expected = call_replayed(reference.fn, inputs, rng_seed)
+        except Exception as exc:  # noqa: BLE001 - reported as a failed call, never as a difference
+            raise CallFailed("reference", index, exc) from exc
+        try:
+            actual = call_replayed(module, inputs, rng_seed)
+        except Exception as exc:  # noqa: BLE001
+            raise CallFailed("stage", index, exc) from exc
         ok, detail, diff = compare_outputs(expected, actual, tolerances)
         worst = max(worst, diff) if diff == diff else worst
         if not ok:

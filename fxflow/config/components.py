@@ -1,22 +1,31 @@
-"""Resolve and build `_target_` components (tracer, transforms, latency models) from config.
+"""Resolve and build `_target_` components (tracer, transforms, latency models) and check the
+model and reference targets, all through the target policy (`fxflow.config.targets`).
 
 Components are pydantic models, so building one with Hydra's `instantiate` also validates
 its parameters; failures are turned into Problems that carry the full dotted config path.
 Nested components (a latency model inside a partition transform) are built first, under
-their own path, and handed to `instantiate` as ready objects.
+their own path, and handed to `instantiate` as ready objects; `instantiate` itself never
+recurses, so a `_target_` mapping is built only where a field's type is a component kind.
 """
 
 from __future__ import annotations
 
 import inspect
-from typing import Any, Callable, Mapping
+import re
+from typing import Any, Iterator, Mapping
 
 import torch
 from hydra.errors import InstantiationException
-from hydra.utils import get_object, instantiate
+from hydra.utils import instantiate
 from pydantic import ValidationError
 
 from fxflow.config.errors import Problem, did_you_mean, join_path, problems_from_validation
+from fxflow.config.targets import ModelTarget, TargetPolicy, TargetRefused
+
+# Where a config may hold a `{_target_: ...}` mapping; components may nest more below them.
+MODEL_KEYS = ("model.module", "equivalence.reference")
+# An example input built from a class: model.inputs.NAME(.items.N)*.object, also in expect.raises.
+INPUT_OBJECT = re.compile(r"(model|expect\.raises\.\d+)\.inputs\.[^.]+(\.(items\.\d+|object\.[^.]+))*\.object")
 
 
 def is_component(value: Any) -> bool:
@@ -35,53 +44,102 @@ def known_subclasses(base: type) -> dict[str, type]:
     return dict(sorted(found.items()))
 
 
-def resolve_target(section: Mapping[str, Any], path: str, problems: list[Problem], base: type | None = None) -> Any:
-    """Import the object named by `section._target_`; record a Problem and return None if that fails."""
-    key = join_path(path, "_target_")
-    known = list(known_subclasses(base)) if base else []
-    accepted = ", ".join(known) if known else "an importable dotted path (package.module.Name)"
-    target = section.get("_target_") if isinstance(section, Mapping) else None
-    if not isinstance(target, str) or not target:
-        problems.append(Problem(key, "is required: name the component to build", target, accepted))
-        return None
-    try:
-        obj = get_object(target)
-    except Exception:
-        problems.append(Problem(key, "cannot be imported" + did_you_mean(target, known), target, accepted))
-        return None
-    if base is not None and not (isinstance(obj, type) and issubclass(obj, base)):
-        problems.append(Problem(key, f"is not a {base.__name__}", target, accepted))
-        return None
-    return obj
+def target_paths(value: Any, path: str = "") -> Iterator[str]:
+    """The dotted path of every mapping that holds a `_target_`, at any depth (lists included)."""
+    if isinstance(value, Mapping):
+        if "_target_" in value:
+            yield path
+        for key, item in value.items():
+            yield from target_paths(item, join_path(path, key))
+    elif isinstance(value, (list, tuple)):
+        for index, item in enumerate(value):
+            yield from target_paths(item, join_path(path, index))
 
 
-def build_component(section: Mapping[str, Any], path: str, problems: list[Problem], base: type) -> Any:
+def misplaced_targets(cfg: Mapping[str, Any], component_roots: set[str]) -> list[Problem]:
+    """A `_target_` mapping anywhere but a model, a reference or a component root is refused
+    before anything is imported (component roots check their own fields when built)."""
+    problems = []
+    for path in target_paths(cfg):
+        if path in MODEL_KEYS or path in component_roots:
+            continue
+        if any(path.startswith(root + ".") for root in (*component_roots, *MODEL_KEYS)):
+            continue  # judged where that section is built, against the field's type
+        if INPUT_OBJECT.fullmatch(path):
+            continue  # an example input built from a class: judged by check_input_objects
+        problems.append(_misplaced(path))
+    return problems
+
+
+def check_input_objects(cfg: Mapping[str, Any], policy: TargetPolicy) -> list[Problem]:
+    """Every `object: {_target_: Class}` input names a class the policy accepts (checked before import)."""
+    problems = []
+    for path in target_paths(cfg):
+        if not INPUT_OBJECT.fullmatch(path):
+            continue
+        section: Any = cfg
+        for part in path.split("."):
+            section = section[int(part)] if isinstance(section, list) else section[part]
+        try:
+            policy.data_class(section.get("_target_"))
+        except TargetRefused as exc:
+            problems.append(Problem(join_path(path, "_target_"), exc.message, section.get("_target_"), exc.accepted))
+    return problems
+
+
+def build_component(section: Any, path: str, problems: list[Problem], base: type,
+                    policy: TargetPolicy) -> Any:
     """Build one component (and its nested ones); on failure record Problems and return None."""
-    cls = resolve_target(section, path, problems, base)
-    if cls is None:
+    if not isinstance(section, Mapping):
+        problems.append(Problem(path, f"must be a mapping with a _target_ naming a {base.__name__}", section))
+        return None
+    known = list(known_subclasses(base))
+    target = section.get("_target_")
+    try:
+        cls = policy.component(target, base)
+    except TargetRefused as exc:
+        hint = did_you_mean(target, known) if isinstance(target, str) and "cannot be imported" in exc.message else ""
+        problems.append(Problem(join_path(path, "_target_"), exc.message + hint, target,
+                                ", ".join(known) if known else exc.accepted))
         return None
     nested: dict[str, Any] = {}
+    fine = True
     broken: list[str] = []
     for key, value in section.items():
-        if is_component(value):
-            field = getattr(cls, "model_fields", {}).get(key)
-            nested_base = _component_base(field.annotation) if field else object
-            built = build_component(value, join_path(path, key), problems, nested_base)
+        if key == "_target_":
+            continue
+        if isinstance(key, str) and key.startswith("_"):
+            problems.append(Problem(join_path(path, key), "is not a parameter: keys starting with '_' are Hydra's "
+                                    "instantiate options, which a config may not set here"))
+            fine = False
+            continue
+        field = getattr(cls, "model_fields", {}).get(key)
+        kind = _component_base(field.annotation) if field else None
+        if is_component(value) and kind is not None:
+            built = build_component(value, join_path(path, key), problems, kind, policy)
             if built is None:
                 broken.append(key)
             else:
                 nested[key] = built
-    if broken:  # still check this component's own parameters, so every problem shows at once
-        rest = {k: v for k, v in section.items() if not k.startswith("_") and k not in broken}
-        if hasattr(cls, "model_validate"):
-            try:
-                cls.model_validate({**rest, **nested})
-            except ValidationError as exc:  # the broken nested ones are left out: they are reported already
-                reported = {join_path(path, key) for key in broken}
-                problems.extend(p for p in problems_from_validation(exc, path, cls) if p.path not in reported)
+            continue
+        stray = list(target_paths(value, join_path(path, key)))
+        if stray:
+            problems.extend(_misplaced(p) for p in stray)
+            fine = False
+    if broken and fine and hasattr(cls, "model_validate"):
+        # still check this component's own parameters, so every problem shows at once; the broken
+        # nested ones are left out, as they are reported already
+        rest = {k: v for k, v in section.items() if not str(k).startswith("_") and k not in broken}
+        try:
+            cls.model_validate({**rest, **nested})
+        except ValidationError as exc:
+            reported = {join_path(path, key) for key in broken}
+            problems.extend(p for p in problems_from_validation(exc, path, cls) if p.path not in reported)
+    if not fine or broken:
         return None
+    params = {k: v for k, v in section.items() if k not in nested}
     try:
-        return instantiate(dict(section), _convert_="all", **nested)
+        return instantiate(params, _convert_="all", _recursive_=False, **nested)
     except InstantiationException as exc:
         cause = exc.__cause__
         if isinstance(cause, ValidationError):
@@ -91,47 +149,65 @@ def build_component(section: Mapping[str, Any], path: str, problems: list[Proble
         return None
 
 
-def check_callable_target(section: Mapping[str, Any], path: str, problems: list[Problem]) -> Callable | None:
-    """Check that a model/reference `_target_` imports and accepts the given arguments, without calling it.
-
-    With `_partial_: true` (Hydra's word for "do not call") the target is the callable under
-    study itself, e.g. a plain function to trace, and takes no config arguments."""
-    obj = resolve_target(section, path, problems)
-    if obj is None:
+def check_model_target(section: Any, path: str, problems: list[Problem], policy: TargetPolicy) -> ModelTarget | None:
+    """Check a model/reference `_target_` and that it accepts the given arguments, without calling it."""
+    if not isinstance(section, Mapping):
+        problems.append(Problem(path, "must be a mapping with a _target_ naming the model", section))
         return None
-    if not callable(obj):
-        problems.append(Problem(join_path(path, "_target_"), "is not callable", section["_target_"]))
-        return None
-    params = {k: v for k, v in section.items() if not k.startswith("_")}
-    if section.get("_partial_"):  # the callable itself is under study (a function to trace); nothing is called
-        if isinstance(obj, type):
-            problems.append(Problem(join_path(path, "_partial_"), "names a function to trace; a class is built by "
-                                    "calling it", True, "drop _partial_ for a class"))
-            return None
-        if params or section.get("_args_"):
-            problems.append(Problem(path, "takes no arguments with `_partial_: true`: the callable itself is used, "
-                                    "and a function's parameters are its inputs", params,
-                                    "declare them under model.inputs; fix one with tracer.concrete_args"))
-            return None
-        return obj
+    target = section.get("_target_")
     try:
-        signature = inspect.signature(obj)
+        model = policy.model(target)
+    except TargetRefused as exc:
+        problems.append(Problem(join_path(path, "_target_"), exc.message, target, exc.accepted))
+        return None
+    params: dict[str, Any] = {}
+    for key, value in section.items():
+        if key == "_target_":
+            continue
+        if not isinstance(key, str) or key.startswith("_"):
+            problems.append(Problem(join_path(path, key), "is not an argument: keys starting with '_' are Hydra's "
+                                    "instantiate options; write the model's arguments by name"))
+            return None
+        stray = list(target_paths(value, join_path(path, key)))
+        if stray:
+            problems.extend(_misplaced(p) for p in stray)
+            return None
+        params[key] = value
+    if model.kind == "function":
+        if params:
+            problems.append(Problem(path, f"arguments given to {target}, a function that is traced as written",
+                                    params, "no arguments, or register a factory with @model_factory"))
+            return None
+        return model
+    try:
+        signature = inspect.signature(model.obj)
     except (TypeError, ValueError):
-        return obj
-    if isinstance(obj, type) and obj.__init__ is torch.nn.Module.__init__:
+        return model
+    if isinstance(model.obj, type) and model.obj.__init__ is torch.nn.Module.__init__:
         signature = inspect.Signature([])  # nn.Module's (*args, **kwargs) takes no config arguments
     try:
-        signature.bind(*section.get("_args_", ()), **params)
+        signature.bind(**params)
     except TypeError as exc:
         accepted = ", ".join(n for n in signature.parameters if n != "self") or "no arguments"
-        problems.append(Problem(path, f"arguments do not fit {section['_target_']}: {exc}", params, accepted))
+        problems.append(Problem(path, f"arguments do not fit {target}: {exc}", params, accepted))
         return None
-    return obj
+    return model
 
 
-def _component_base(annotation: Any) -> type:
-    """The component class a field accepts (`LatencyModel | None` -> LatencyModel)."""
+def _misplaced(path: str) -> Problem:
+    return Problem(path, "holds a `_target_` mapping, which is not accepted here: only model.module, "
+                   "equivalence.reference, tracer, transforms.NAME and their component fields are built from "
+                   "`_target_`", None, "a plain value")
+
+
+def _component_base(annotation: Any) -> type | None:
+    """The component class a field accepts (`LatencyModel | None` -> LatencyModel); None for plain fields."""
     for arg in getattr(annotation, "__args__", (annotation,)):
-        if isinstance(arg, type) and arg is not type(None):
+        if isinstance(arg, type) and arg is not type(None) and _is_component_kind(arg):
             return arg
-    return object
+    return None
+
+
+def _is_component_kind(cls: type) -> bool:
+    """Component kinds are abstract pydantic bases (Transform, Tracer, LatencyModel)."""
+    return inspect.isabstract(cls) and hasattr(cls, "model_fields")

@@ -65,6 +65,9 @@ def problems_from_validation(
     problems = []
     for item in error.errors(include_url=False):
         loc = [str(p) for p in item["loc"]]
+        field = (item.get("ctx") or {}).get("field")
+        if isinstance(field, str):  # a model-level rule about one field names that field
+            loc.append(field)
         path = join_path(prefix, *loc)
         kind = item["type"]
         value = item.get("input")

@@ -10,23 +10,40 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
+import math
+
 from pydantic import (
     BaseModel,
     BeforeValidator,
     ByteSize,
     ConfigDict,
     Field,
+    FiniteFloat,
     NonNegativeInt,
-    PositiveFloat,
     TypeAdapter,
+    field_validator,
     model_validator,
 )
 from pydantic_core import PydanticCustomError
 
-DTYPES = ("float32", "float64", "float16", "bfloat16", "int64", "int32", "int16", "int8", "uint8", "bool")
+from fxflow.config.names import SAFE_NAME, SAFE_NAME_RULE
+
+FLOAT_DTYPES = ("float32", "float64", "float16", "bfloat16")
+DTYPES = (*FLOAT_DTYPES, "int64", "int32", "int16", "int8", "uint8", "bool")
+_ITEM_BYTES = {"float32": 4, "float64": 8, "float16": 2, "bfloat16": 2, "int64": 8, "int32": 4, "int16": 2, "int8": 1,
+               "uint8": 1, "bool": 1}
+_INT_RANGE = {"int64": (-2**63, 2**63 - 1), "int32": (-2**31, 2**31 - 1), "int16": (-2**15, 2**15 - 1),
+              "int8": (-128, 127), "uint8": (0, 255), "bool": (0, 1)}
 DISTRIBUTIONS = ("rand", "randn", "randint", "zeros", "ones")
 _BYTES = TypeAdapter(ByteSize)
-MEMORY_FORMS = "a positive number of bytes (33000000) or a size with a unit (33MB, 32MiB, 1.5GB)"
+MEMORY_CEILING = 2**50  # 1 PiB: no device budget is larger; a bigger figure is a typo (or an overflow)
+INPUT_CEILING = 2**30  # 1 GiB per example input: larger inputs do not belong in a graph experiment
+TOLERANCE_CEILING = 0.1  # looser than this, a changed computation passes as equivalent
+FRESH_INPUTS_CEILING = 64
+SEED_CEILING = 2**32 - 1
+MEMORY_FORMS = "a positive number of bytes (33000000) or a size with a unit (33MB, 32MiB, 1.5GB), at most 1 PiB"
+DEVICE_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"
+PositiveFinite = Annotated[FiniteFloat, Field(gt=0)]
 
 
 def _parse_memory(value: Any) -> int:
@@ -39,6 +56,8 @@ def _parse_memory(value: Any) -> int:
         raise PydanticCustomError("memory", "is not a memory size; expected " + MEMORY_FORMS) from None
     if size <= 0:
         raise PydanticCustomError("memory", "must be positive; expected " + MEMORY_FORMS)
+    if size > MEMORY_CEILING:
+        raise PydanticCustomError("memory", "is above the ceiling of 1 PiB (2**50 bytes); expected " + MEMORY_FORMS)
     return size
 
 
@@ -54,12 +73,13 @@ class Strict(BaseModel):
 class DeviceSpec(Strict):
     """One logical device. The mapping key is its name unless `name` says otherwise."""
 
-    name: str | None = None
+    name: str | None = Field(None, pattern=DEVICE_NAME)
     mem_bytes: MemBytes
-    logical_id: NonNegativeInt
-    torch_device: str | None = Field(None, description="physical torch device, e.g. 'cpu' or 'cuda:0'")
-    link_bytes_per_sec: PositiveFloat | None = None
-    compute_flops: PositiveFloat | None = None
+    logical_id: NonNegativeInt = Field(le=1023)
+    torch_device: str | None = Field(None, description="physical torch device, e.g. 'cpu' or 'cuda:0'",
+                                     pattern=r"^[a-z]+(:[0-9]+)?$")
+    link_bytes_per_sec: PositiveFinite | None = None
+    compute_flops: PositiveFinite | None = None
 
 
 class InputSpec(Strict):
@@ -96,11 +116,21 @@ class InputSpec(Strict):
             if not isinstance(self.object.get("_target_"), str):
                 raise PydanticCustomError("input_object", "`object` needs `_target_: package.Class`")
             self.object = {k: v if k == "_target_" else InputSpec.model_validate(v) for k, v in self.object.items()}
+        if self.shape is not None:
+            size = math.prod(self.shape) * _ITEM_BYTES[self.dtype]
+            if size > INPUT_CEILING:
+                raise PydanticCustomError("input_size", "needs {size} bytes, above the ceiling of 1 GiB per input",
+                                          {"size": size, "field": "shape"})
         if self.dist == "randint":
             if self.high is None:
                 raise PydanticCustomError("randint_high", "dist=randint needs `high` (exclusive upper bound)")
             if self.high <= self.low:
                 raise PydanticCustomError("randint_bounds", "dist=randint needs high > low")
+            lowest, highest = _INT_RANGE.get(self.dtype, (-2**63, 2**63 - 1))
+            if self.low < lowest or self.high - 1 > highest:
+                raise PydanticCustomError("randint_range", "dist=randint draws from [low, high), which must fit "
+                                          "{dtype} ({lowest}..{highest})",
+                                          {"dtype": self.dtype, "lowest": lowest, "highest": highest, "field": "high"})
         elif self.dtype not in ("float32", "float64", "float16", "bfloat16") and self.dist in ("rand", "randn"):
             raise PydanticCustomError(
                 "dist_dtype", f"dist={self.dist} draws floats; for dtype={self.dtype} use randint, zeros or ones"
@@ -143,18 +173,36 @@ class ModelSpec(Strict):
 
 
 class Tolerance(Strict):
-    rtol: float = Field(ge=0)
-    atol: float = Field(ge=0)
+    """Per-dtype tolerances of torch.testing.assert_close, capped so a changed computation cannot pass."""
+
+    rtol: float = Field(ge=0, le=TOLERANCE_CEILING)
+    atol: float = Field(ge=0, le=TOLERANCE_CEILING)
 
 
 class EquivalenceSpec(Strict):
-    """Equivalence checks: which stages, on how many fresh inputs, against which reference."""
+    """Equivalence checks: which stages, on how many fresh inputs, against which reference.
+
+    `stages: []` compares nothing, so it needs `skip_reason`, which the record keeps.
+    """
 
     stages: Literal["final", "all"] | list[str] = "final"
-    fresh_inputs: NonNegativeInt = 2
+    fresh_inputs: NonNegativeInt = Field(2, le=FRESH_INPUTS_CEILING)
     reference: dict[str, Any] | None = None
     replay_rng: bool = True
-    tolerances: dict[str, Tolerance] = {}
+    tolerances: dict[Literal[FLOAT_DTYPES], Tolerance] = {}  # type: ignore[valid-type]
+    skip_reason: str | None = None
+
+    @model_validator(mode="after")
+    def _skip_is_explained(self) -> "EquivalenceSpec":
+        reason = (self.skip_reason or "").strip()
+        if self.stages == [] and not reason:
+            raise PydanticCustomError(
+                "skip_reason", "stages is [] (nothing would be compared): list the stages to check, or say why not "
+                "in equivalence.skip_reason", {"field": "stages"})
+        if self.stages != [] and self.skip_reason is not None:
+            raise PydanticCustomError("skip_reason", "skip_reason is only read when stages is []",
+                                      {"field": "skip_reason"})
+        return self
 
 
 class ExpectedError(Strict):
@@ -222,11 +270,11 @@ class SweepSpec(Strict):
 class RunConfig(Strict):
     """The whole composed config (Hydra's own `hydra:` node removed)."""
 
-    recipe: str
+    recipe: str  # also part of the run directory's name, so it must be a safe name
     description: str = ""
     reproduces: list[str] = []  # the torch tests (test_fx_experimental.py::NAME) this recipe expresses
     requires: Requirements = Requirements()
-    seed: int = 0
+    seed: int = Field(0, ge=0, le=SEED_CEILING)
     model: ModelSpec
     devices: dict[str, DeviceSpec] = {}
     tracer: dict[str, Any]
@@ -235,3 +283,10 @@ class RunConfig(Strict):
     report: ReportSpec = ReportSpec()
     expect: ExpectSpec = ExpectSpec()
     sweep: SweepSpec = SweepSpec()
+
+    @field_validator("recipe")
+    @classmethod
+    def _safe_recipe_name(cls, value: str) -> str:
+        if not SAFE_NAME.fullmatch(value):
+            raise PydanticCustomError("safe_name", "is not a safe name for a folder: write " + SAFE_NAME_RULE)
+        return value

@@ -11,6 +11,7 @@ from omegaconf.errors import OmegaConfBaseException
 from pydantic import TypeAdapter, ValidationError
 
 from fxflow.config.errors import ConfigError, Problem, problems_from_validation
+from fxflow.config.names import BROKEN_RECIPE_KEY
 from fxflow.config.schema import DeviceSpec, RunConfig
 
 
@@ -28,6 +29,9 @@ def resolve(cfg: DictConfig | dict[str, Any]) -> dict[str, Any]:
 
 def validate_schema(cfg: dict[str, Any]) -> tuple[RunConfig | None, RunConfig, set[str], list[Problem]]:
     """(spec or None, the sections that validate, names of broken sections, problems)."""
+    if BROKEN_RECIPE_KEY in cfg:
+        raise ConfigError([Problem("recipe", "the recipe file cannot be used: " + str(cfg[BROKEN_RECIPE_KEY]), None,
+                                   "a YAML mapping with `# @package _global_` like the shipped recipes")])
     try:
         spec = RunConfig.model_validate(cfg)
         return spec, spec, set(), []

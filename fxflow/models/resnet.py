@@ -13,6 +13,8 @@ from typing import Callable
 import torch
 from torch import nn
 
+from fxflow.config.targets import model_factory
+
 
 def conv3x3(in_planes: int, out_planes: int, stride: int = 1, groups: int = 1, dilation: int = 1) -> nn.Conv2d:
     return nn.Conv2d(in_planes, out_planes, kernel_size=3, stride=stride, padding=dilation, groups=groups,
@@ -119,14 +121,17 @@ class ResNet(nn.Module):
         return self.fc(x)
 
 
+@model_factory
 def resnet18(num_classes: int = 1000) -> ResNet:
     return ResNet(BasicBlock, [2, 2, 2, 2], num_classes)
 
 
+@model_factory
 def resnet50(num_classes: int = 1000) -> ResNet:
     return ResNet(Bottleneck, [3, 4, 6, 3], num_classes)
 
 
+@model_factory
 def resnext50_32x4d(num_classes: int = 1000) -> ResNet:
     return ResNet(Bottleneck, [3, 4, 6, 3], num_classes, groups=32, width_per_group=4)
 

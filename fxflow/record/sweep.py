@@ -62,7 +62,7 @@ def stop(sweep_dir: Path, job: str) -> None:
 
 def skipped_summary(run_dir: Path, overrides: list[str], recipe: str, reason: str) -> dict[str, Any]:
     """Write (and return) the record of a job that a fail_fast sweep did not run."""
-    summary = {"recipe": recipe, "status": "skipped", "reason": reason, "metrics": {}, "checks": [],
+    summary = {"recipe": recipe, "status": "not_run", "reason": reason, "metrics": {}, "checks": [],
                "overrides": list(overrides), "key_metrics": [], "run_dir": str(run_dir)}
     RunRecord(run_dir).write_json(SUMMARY, summary)
     return summary

@@ -3,56 +3,93 @@
 Written to read at 80 columns: tables wrap between words (never inside a name), the record's
 path is printed on a line of its own that never wraps, and an exploration says which override
 changed the scenario before the checks show the recipe's figures beside the run's.
+
+Text that comes from a config or an exception (recipe and stage names, error messages, check
+details) is passed as rich `Text`, never as markup, so `[...]` in it is printed as written.
+On a terminal whose encoding cannot show a character (an ASCII or Latin-1 stdout), that
+character is replaced instead of failing the run.
 """
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
-from rich import box
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from fxflow.checks.result import Check
 
-_STYLE = {"passed": "bold green", "failed": "bold red", "error": "bold red", "skipped": "bold yellow"}
+_STYLE = {"passed": "bold green", "failed": "bold red", "error": "bold red", "skipped": "bold yellow",
+          "interrupted": "bold yellow"}
 _WORDS = {"eq": "", "ne": "not ", "lt": "below ", "le": "at most ", "gt": "above ", "ge": "at least ",
-          "approx": "about ", "len": "with length ", "contains": "containing "}
+          "approx": "about ", "len": "with length ", "contains": "containing ", "excludes": "without ",
+          "subset": "within ", "superset": "including ", "matches": "matching "}
 
 
-def make_console(width: int | None = None) -> Console:
+class _Replacing:
+    """A text stream that replaces what its encoding cannot carry (rich writes through it)."""
+
+    def __init__(self, stream: TextIO):
+        self._stream = stream
+        self.encoding = getattr(stream, "encoding", None) or "ascii"
+
+    def write(self, text: str) -> int:
+        return self._stream.write(text.encode(self.encoding, "replace").decode(self.encoding))
+
+    def flush(self) -> None:
+        self._stream.flush()
+
+    def isatty(self) -> bool:
+        return self._stream.isatty()
+
+    def fileno(self) -> int:
+        return self._stream.fileno()
+
+
+def terminal_stream(stream: TextIO | None = None) -> TextIO | _Replacing:
+    """`stream` (default stdout) as is when it speaks UTF-8, else wrapped to replace what it cannot show."""
+    stream = stream or sys.stdout
+    encoding = (getattr(stream, "encoding", None) or "").lower().replace("-", "")
+    return stream if encoding.startswith("utf") else _Replacing(stream)
+
+
+def make_console(width: int | None = None, stream: TextIO | None = None) -> Console:
     """A terminal's own width; 100 columns when writing to a file or a pipe."""
-    return Console(width=width or (None if Console().is_terminal else 100))
+    out = terminal_stream(stream)
+    return Console(file=out, width=width or (None if out.isatty() else 100))  # type: ignore[arg-type]
 
 
 def print_outcome(state: Any, run_dir: Path, console: Console | None = None) -> None:
     console = console or make_console()
-    model = f" · model [bold]{escape(state.model)}[/]" if getattr(state, "model", "") else ""
-    console.rule(f"fxflow · recipe [bold]{escape(state.recipe)}[/]{model}")
+    title = Text.assemble("fxflow · recipe ", (state.recipe, "bold"))
+    if getattr(state, "model", ""):
+        title.append_text(Text.assemble(" · model ", (state.model, "bold")))
+    console.rule(title)
     if state.stages:
-        times = " · ".join(f"{escape(name)} {_seconds(state.timings, name)}" for name in state.stages)
-        console.print(f"stages: {times}", highlight=False)
+        console.print(Text("stages: " + " · ".join(f"{name} {_seconds(state.timings, name)}" for name in state.stages)),
+                      highlight=False)
     for renderable in state.report:
-        console.print(escape(renderable) if isinstance(renderable, str) else renderable, highlight=False)
+        console.print(Text(renderable) if isinstance(renderable, str) else renderable, highlight=False)
     changes = getattr(state, "scenario_changes", [])
     if changes and state.checks:
         held = "they still bind (expect.strict)" if state.pinned_binding else \
             "they are shown beside this run's and equivalence decides (expect.strict=true makes them binding)"
-        console.print(f"[bold]exploration[/]: {escape(' '.join(changes))} changes what the recipe's figures "
-                      f"describe; {held}.", highlight=False)
+        console.print(Text.assemble(("exploration", "bold"), f": {' '.join(changes)} changes what the recipe's "
+                                    f"figures describe; {held}."), highlight=False)
     if state.checks:
         console.print(check_table(state.checks))
     for note in state.notes:
-        console.print(escape(note), highlight=False)
+        console.print(Text(note), highlight=False)
     if state.skipped:
-        console.print(f"[bold yellow]skipped[/] {escape(state.skipped)}", highlight=False)
+        console.print(Text.assemble(("skipped", "bold yellow"), " ", state.skipped), highlight=False)
     if state.error:
-        console.print(f"[bold red]error[/] at {escape(state.error['stage'])}: {escape(state.error['message'])}",
-                      highlight=False)
-    console.print(f"status: [{_STYLE.get(state.status, 'bold')}]{state.status}[/]", highlight=False)
-    console.print(f"record: {escape(str(run_dir))}", highlight=False, soft_wrap=True)
+        console.print(Text.assemble(("error", "bold red"), " at ", str(state.error["stage"]), ": ",
+                                    str(state.error["message"])), highlight=False)
+    console.print(Text.assemble("status: ", (state.status, _STYLE.get(state.status, "bold"))), highlight=False)
+    console.print(Text(f"record: {run_dir}"), highlight=False, soft_wrap=True)
 
 
 def check_table(checks: list[Check]) -> Table:
@@ -61,14 +98,16 @@ def check_table(checks: list[Check]) -> Table:
     table.add_column("result", no_wrap=True)
     table.add_column("check", overflow="fold")
     for check in checks:
-        table.add_row(_mark(check), escape(describe(check)))
+        table.add_row(_mark(check), Text(describe(check)))
     return table
 
 
-def _mark(check: Check) -> str:
+def _mark(check: Check) -> Text:
+    if check.kind == "skip":
+        return Text("skip", "yellow")
     if not check.binding:
-        return "[dim]same[/]" if check.passed else "[yellow]differs[/]"
-    return "[green]pass[/]" if check.passed else "[red]FAIL[/]"
+        return Text("same", "dim") if check.passed else Text("differs", "yellow")
+    return Text("pass", "green") if check.passed else Text("FAIL", "red")
 
 
 def describe(check: Check) -> str:
@@ -82,10 +121,9 @@ def describe(check: Check) -> str:
         return f"stage {check.stage} differs from the {check.reference}: {check.detail} (largest difference {diff:.3g})"
     if check.kind == "expectation" and not isinstance(check.actual, dict) and "no metric" not in check.detail:
         metric = check.name.removeprefix("expect.")
-        pinned = pinned_words(check.expected)
         if check.passed:
             return f"{metric} is {check.actual!r}, as the recipe pins"
-        return f"{metric} is {check.actual!r}; the recipe pins {pinned}"
+        return f"{metric} is {check.actual!r}; the recipe pins {pinned_words(check.expected)}"
     return check.detail
 
 

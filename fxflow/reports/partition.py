@@ -12,6 +12,7 @@ from typing import Any
 
 from rich import box
 from rich.table import Table
+from rich.text import Text
 from tabulate import tabulate
 from fxflow.config.schema import ReportSpec
 from fxflow.record.writer import RunRecord
@@ -65,7 +66,7 @@ def terminal_table(stage: str, facts: dict[str, Any]) -> Table:
         if with_latency:
             row.append("/".join(f"{v:g}" for v in p["latency"]) if p.get("latency") else "")
         row.append(f"{len(p['compute_nodes'])}: {_names(p['compute_nodes'])}")
-        table.add_row(*row)
+        table.add_row(*(Text(cell) for cell in row))  # device and node names come from config: never markup
     return table
 
 

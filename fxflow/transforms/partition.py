@@ -41,7 +41,7 @@ class PartitionOverDevices(Transform):
 
     mode: Literal[MODES] = "size_based"  # type: ignore[valid-type]
     saturate_host: bool = False
-    transfer_rate_bytes_per_sec: float = Field(0.0, ge=0)
+    transfer_rate_bytes_per_sec: float = Field(0.0, ge=0, allow_inf_nan=False)
     latency_model: LatencyModel | None = None
     node_to_partition: dict[str, int] = {}
     partition_to_logical_devices: dict[int, list[int]] = {}
@@ -53,6 +53,11 @@ class PartitionOverDevices(Transform):
             raise PydanticCustomError(
                 "latency_model", "mode={mode} needs a latency_model (e.g. fxflow.partitioning.latency.SizeRuleLatency)",
                 {"mode": self.mode})
+        if self.latency_model is not None and self.transfer_rate_bytes_per_sec == 0:
+            raise PydanticCustomError(
+                "transfer_rate", "transfer_rate_bytes_per_sec is 0 but a latency_model is set: the latency figures "
+                "divide transfer sizes by it; give the link speed in bytes per second (e.g. 2)",
+                {"field": "transfer_rate_bytes_per_sec"})
         aot = bool(self.node_to_partition or self.partition_to_logical_devices)
         if self.mode == "aot_based":
             missing = set(self.node_to_partition.values()) - set(self.partition_to_logical_devices)

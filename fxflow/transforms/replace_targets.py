@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from pydantic import model_validator
+from pydantic_core import PydanticCustomError
 from torch.fx import GraphModule
 from torch.fx.passes import graph_manipulation
 
@@ -26,7 +28,9 @@ class ReplaceTargets(Transform):
             new_target: operator.mul
 
     The graph then computes something new, so the recipe's check names a reference model
-    with the new semantics. Facts: `replaced` (how many nodes changed).
+    with the new semantics. Facts: `replaced` (how many nodes changed). Function targets
+    come only from operator, math and torch (the target policy's graph functions); method
+    and module targets are public attribute names.
     """
 
     old_op: FxOp
@@ -36,9 +40,14 @@ class ReplaceTargets(Transform):
 
     @model_validator(mode="after")
     def _targets_resolve(self) -> "ReplaceTargets":
-        for op, target in ((self.old_op, self.old_target), (self.new_op, self.new_target)):
+        for field, op, target in (("old_target", self.old_op, self.old_target),
+                                  ("new_target", self.new_op, self.new_target)):
             if op == "call_function":
-                function_at(target)
+                function_at(target, field)
+            elif not _ATTRIBUTE.fullmatch(target):
+                raise PydanticCustomError(
+                    "target", "{op} target '{target}' is not a public attribute name (e.g. add, or linear for a "
+                    "submodule)", {"op": op, "target": target, "field": field})
         return self
 
     def apply(self, gm: GraphModule, ctx: StageContext) -> GraphModule:
@@ -57,3 +66,6 @@ class ReplaceTargets(Transform):
     @staticmethod
     def _resolve(op: str, target: str) -> Any:
         return function_at(target) if op == "call_function" else target
+
+
+_ATTRIBUTE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*(\.[A-Za-z][A-Za-z0-9_]*)*$")

@@ -20,11 +20,11 @@ import inspect
 from abc import ABC, abstractmethod
 from typing import Any, Callable, Literal
 
-from hydra.utils import get_object
 from pydantic import BaseModel, ConfigDict, NonNegativeInt, PositiveInt, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
 from torch.fx import GraphModule, Node
 
+from fxflow.config.targets import TargetPolicy, TargetRefused
 from fxflow.nodes import NON_COMPUTE_OPS, FxOp, function_at
 
 
@@ -135,16 +135,11 @@ class ByFunction(SplitPolicy):
     @classmethod
     def _is_a_function(cls, path: str) -> str:
         try:
-            obj = get_object(path)
-        except Exception:
+            obj = TargetPolicy.from_environment().user_function(path)
+        except TargetRefused as exc:
             raise PydanticCustomError(
-                "split_function", "cannot import '{path}'; write the dotted path of a function node -> int",
-                {"path": path}) from None
-        if not inspect.isfunction(obj):
-            raise PydanticCustomError(
-                "split_function",
-                "'{path}' is a {kind}, not a function; write the dotted path of a function node -> int",
-                {"path": path, "kind": "class" if isinstance(obj, type) else type(obj).__name__})
+                "split_function", "'{path}' {why}; write the dotted path of a function node -> int ({accepted})",
+                {"path": path, "why": exc.message, "accepted": exc.accepted}) from None
         try:
             inspect.signature(obj).bind(None)
         except TypeError:
@@ -154,7 +149,7 @@ class ByFunction(SplitPolicy):
         return path
 
     def assign(self, gm: GraphModule, nodes: list[Node]) -> dict[str, int]:
-        fn: Callable[[Node], Any] = get_object(self.function)
+        fn: Callable[[Node], Any] = TargetPolicy.from_environment().user_function(self.function)
         assigned = {}
         for node in nodes:
             partition = fn(node)
