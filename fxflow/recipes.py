@@ -22,11 +22,19 @@ def recipe_files(folder: Path | None = None) -> dict[str, Path]:
     return {p.stem: p for p in sorted(folder.glob("*.yaml"))}
 
 
+_stored: dict[str, tuple[Path, int]] = {}  # recipe name -> (file, modification time) last stored
+
+
 def register_recipes(folder: Path | None = None) -> list[str]:
-    """Store each recipe file in the ConfigStore group `recipe`; return the names."""
+    """Store each recipe file in the ConfigStore group `recipe`; return the names. A file already
+    stored and unchanged since is not parsed again (every in-process compose calls this)."""
     store = ConfigStore.instance()
+    stored = store.repo.get("recipe", {})
     names = []
     for name, path in recipe_files(folder).items():
-        store.store(group="recipe", name=name, node=OmegaConf.load(path), package="_global_")
+        version = (path, path.stat().st_mtime_ns)
+        if _stored.get(name) != version or f"{name}.yaml" not in stored:
+            store.store(group="recipe", name=name, node=OmegaConf.load(path), package="_global_")
+            _stored[name] = version
         names.append(name)
     return names

@@ -16,12 +16,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
 
 from fxflow.compose import compose_recipe
 from fxflow.pipeline import run_job
 from fxflow.run_state import RunState
 
 REPO = Path(__file__).resolve().parents[1]
+
+# Test inputs are small: one intra-op thread is as fast as several, and on a shared machine it
+# keeps OpenMP workers from spinning against each other (ResNet-18 at 2x3x64x64: ~20 ms a call
+# with one thread, up to 0.8 s with two under load).
+torch.set_num_threads(1)
 
 
 @dataclass
