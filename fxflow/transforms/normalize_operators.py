@@ -12,7 +12,9 @@ from fxflow.transforms.base import StageContext, Transform
 class NormalizeOperators(Transform):
     """Two-argument calls of `torch.add`, `torch.mul`, ... `torch.ge` (the twelve binary operators
     torch maps to Python's magic methods) become `operator.add`, ... `operator.ge`, so later passes
-    see one spelling. Calls with other arity (`torch.add(a, b, alpha=2)`) are kept.
+    see one spelling. torch checks only the positional arguments: `torch.add(a, b, alpha=2)` is
+    rewritten to `operator.add(a, b)` as well, dropping `alpha`, and then computes something else;
+    the equivalence check of a recipe catches that.
 
         - /transform@transforms.normalize: normalize_operators
 

@@ -56,24 +56,19 @@ class NormalizeOpInfoCatalogue(Transform):
     max_samples: PositiveInt | None = None
 
     def apply(self, gm: fx.GraphModule, ctx: StageContext) -> fx.GraphModule:
-        op_db = testing_internal("common_methods_invocations").op_db
-        by_name: dict[str, list[Any]] = {}
-        for op in op_db:
-            by_name.setdefault(_op_label(op), []).append(op)
+        ops = {_op_label(op): op for op in testing_internal("common_methods_invocations").op_db}
         tally, expected_failures, samples = Tally(), 0, 0
         unexpected_passes: list[str] = []
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            for label in select(list(by_name), self.include, self.limit):
-                op = by_name[label][0]
+            for label in select(list(ops), self.include, self.limit):
+                op = ops[label]
                 skip, expect_failure = _marks(op)
                 if skip:
                     tally.skips(label, skip)
                     continue
                 try:
                     samples += _check_op(op, self.max_samples)
-                except _Skip as exc:
-                    tally.skips(label, str(exc))
                 except Exception as exc:  # noqa: BLE001 - each op's failure is a finding, not the probe's
                     if expect_failure:
                         expected_failures += 1
@@ -91,11 +86,8 @@ class NormalizeOpInfoCatalogue(Transform):
         return gm
 
 
-class _Skip(Exception):
-    """This op is not tested here, for the reason given."""
-
-
 def _op_label(op: Any) -> str:
+    """The op's name, with its variant (`nn.functional.max_pool2d`, `norm.fro`): one torch test each."""
     return op.name + (f".{op.variant_test_name}" if op.variant_test_name else "")
 
 
