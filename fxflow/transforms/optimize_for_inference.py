@@ -31,23 +31,24 @@ class MkldnnLayout(BaseModel):
 
 
 class PassConfig(BaseModel):
-    """torch's `pass_config`, key for key; `mkldnn_layout_optimize: false` skips the layout pass."""
+    """torch's `pass_config`, key for key; `mkldnn_layout_optimize: false` skips the layout pass
+    (held as None), `true` is the default heuristic."""
 
     model_config = ConfigDict(extra="forbid")
 
     conv_bn_fuse: bool = True
     remove_dropout: bool = True
-    mkldnn_layout_optimize: MkldnnLayout | Literal[False] = MkldnnLayout()
+    mkldnn_layout_optimize: MkldnnLayout | None = MkldnnLayout()
 
     @field_validator("mkldnn_layout_optimize", mode="before")
     @classmethod
-    def _true_is_default(cls, value: Any) -> Any:
-        return {} if value is True else value
+    def _booleans(cls, value: Any) -> Any:
+        return {True: {}, False: None}.get(value, value) if isinstance(value, bool) else value
 
     def for_torch(self) -> dict[str, Any]:
         layout = self.mkldnn_layout_optimize
         return {"conv_bn_fuse": self.conv_bn_fuse, "remove_dropout": self.remove_dropout,
-                "mkldnn_layout_optimize": False if layout is False else {"heuristic": getattr(optimization, layout.heuristic)}}
+                "mkldnn_layout_optimize": False if layout is None else {"heuristic": getattr(optimization, layout.heuristic)}}
 
 
 class OptimizeForInference(Transform):
