@@ -69,6 +69,23 @@ def qualified_target(node: Node, modules: dict[str, torch.nn.Module]) -> str:
     return node.op
 
 
+def node_key(node: Node) -> str:
+    """`op:target` as torch's tests write a node: functions by qualified name
+    (`call_function:operator.add`), modules and methods by their target (`call_module:maxpool`)."""
+    if node.op == "call_function":
+        return qualified_target(node, {})
+    return f"{node.op}:{node.target}"
+
+
+def type_name(annotation: object) -> str | None:
+    """A node's type annotation in words (`torch.Tensor`, `typing.List[torch.Tensor]`); None when untyped."""
+    if annotation is None:
+        return None
+    if isinstance(annotation, type):
+        return annotation.__qualname__ if annotation.__module__ == "builtins" else f"{annotation.__module__}.{annotation.__qualname__}"
+    return repr(annotation)
+
+
 def graph_facts(module: object) -> dict[str, object]:
     """What a stage's graph holds, for expectations: node count, ops, qualified targets with
     counts, placeholders and whether `Graph.lint` accepts it. Non-graph stages (a scripted or

@@ -416,6 +416,8 @@ def _step(step: str, key: str, plan: Plan | None = None) -> Iterator[None]:
     """Turn an exception in build or trace into one message naming the config key."""
     try:
         yield
+    except RequirementMissing:
+        raise  # the machine lacks something (torchvision for a model): skipped, not an error
     except Exception as exc:  # noqa: BLE001
         first = _cause_line(exc)
         if step == "trace":

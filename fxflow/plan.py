@@ -97,6 +97,7 @@ def plan_run(cfg: dict[str, Any], files: Iterable[str] = (), policy: TargetPolic
         model_factory = check_model_target(model["module"], "model.module", problems, policy)
         if model_factory is not None and isinstance(model.get("inputs"), dict):
             problems.extend(_input_names(model_factory, model["inputs"]))
+        problems.extend(_model_name(spec, model_factory))
     equivalence = cfg.get("equivalence") if isinstance(cfg.get("equivalence"), dict) else {}
     reference = equivalence.get("reference")
     reference_factory = None
@@ -112,6 +113,18 @@ def plan_run(cfg: dict[str, Any], files: Iterable[str] = (), policy: TargetPolic
     if missing:
         raise RequirementMissing("; ".join(missing))
     return Plan(spec, tracer, transforms, model_factory, reference_factory)
+
+
+def _model_name(spec: RunConfig | None, model: ModelTarget | None) -> list[Problem]:
+    """A model config's `name` must name the class or function it builds, so the record never names
+    another model; a registered factory builds many models, and its `name` says which."""
+    if spec is None or model is None or not spec.model.name or model.kind == "factory":
+        return []
+    if _names_alike(spec.model.name, spec.model.built_name):
+        return []
+    return [Problem("model.name", f"does not name the model built ({spec.model.module.get('_target_')})",
+                    spec.model.name, "leave `name` out (the record names the model by its class) "
+                    f"or write {spec.model.built_name}")]
 
 
 def _input_names(model: ModelTarget, inputs: dict[str, Any]) -> list[Problem]:
@@ -170,11 +183,6 @@ def _cross_checks(spec: RunConfig, transforms: dict[str, Transform], names_writt
     if users and not spec.devices and "devices" not in broken:
         problems.append(Problem("devices", f"is empty but transforms.{users[0]} partitions over devices", None,
                                 "devices=one_gpu|two_gpu|three_gpu or a mapping"))
-    model_spec = getattr(spec, "model", None)
-    if model_spec is not None and model_spec.name and not _names_alike(model_spec.name, model_spec.built_name):
-        problems.append(Problem("model.name", f"does not name the model built ({model_spec.module.get('_target_')})",
-                                model_spec.name, "leave `name` out (the record names the model by its class) "
-                                f"or write {model_spec.built_name}"))
     names: dict[str, str] = {}
     for key, device in spec.devices.items():
         name = device.name or key

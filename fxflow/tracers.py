@@ -93,14 +93,28 @@ class SymbolicTracer(Tracer):
 
     def trace(self, root: torch.nn.Module | Callable, inputs: dict[str, Any]) -> GraphModule:
         leaves = self._leaves()
+        is_leaf = self._is_leaf
 
         class _LeafTracer(FxTracer):
             def is_leaf_module(self, m: torch.nn.Module, qualname: str) -> bool:
-                return isinstance(m, leaves) or super().is_leaf_module(m, qualname)
+                return is_leaf(m, leaves, super().is_leaf_module(m, qualname))
 
         tracer = _LeafTracer()
         graph = tracer.trace(root, concrete_args=self.concrete_args)
         return _graph_module(root, tracer, graph)
+
+    def _is_leaf(self, module: torch.nn.Module, leaves: tuple[type, ...], default: bool) -> bool:
+        """Listed classes are leaves in addition to torch.fx's defaults (torch.nn's own modules)."""
+        return isinstance(module, leaves) or default
+
+
+class FunctionalTracer(SymbolicTracer):
+    """Trace through every module, torch.nn's own included, except instances of exactly the
+    `leaf_modules` classes: the graph then calls `torch.nn.functional` and builtin ops instead of
+    modules (the seed's FunctionalTracer in test_normalize_args, with BatchNorm2d the only leaf)."""
+
+    def _is_leaf(self, module: torch.nn.Module, leaves: tuple[type, ...], default: bool) -> bool:
+        return type(module) in leaves
 
 
 class RewritingTracer(Tracer):

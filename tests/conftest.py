@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
 from hydra._internal.config_loader_impl import ConfigLoaderImpl
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig
@@ -67,6 +68,11 @@ def _as_shown(path: str) -> str:
         return str(Path(path).relative_to(Path.cwd()))
     except ValueError:
         return path
+
+# Test inputs are small: one intra-op thread is as fast as several, and on a shared machine it
+# keeps OpenMP workers from spinning against each other (ResNet-18 at 2x3x64x64: ~20 ms a call
+# with one thread, up to 0.8 s with two under load).
+torch.set_num_threads(1)
 
 
 @dataclass

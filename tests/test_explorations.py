@@ -60,5 +60,8 @@ def test_record_names_the_model_built_even_when_the_target_is_overridden(run_rec
 
 @pytest.mark.parametrize("path", sorted(recipe_files().values()), ids=lambda p: Path(p).stem)
 def test_recipes_pick_models_whole(path):
-    """No recipe sets model.* itself, so `model=NAME` replaces module and inputs together."""
-    assert "model" not in OmegaConf.load(path)
+    """No recipe sets a model's target, name or inputs itself, so `model=NAME` replaces module and
+    inputs together (a recipe may set `model.train` or an argument its models share)."""
+    model = OmegaConf.load(path).get("model") or {}
+    assert set(model) <= {"train", "module"}, sorted(model)
+    assert "_target_" not in (model.get("module") or {})

@@ -53,15 +53,42 @@ TORCH_TEST_FIGURES = {
     # export and lowering: the re-imported package is the stage's output; Conv2d 9 keys, BatchNorm2d 6
     "to_folder": {"export.pickled_children": ["seq"]},
     "fetch": {"lower.nodes.conv.key_count": 9, "lower.nodes.bn.key_count": 6},
+    # Fusion, inference optimization, normalization, types.
+    "conv_bn_fusion": {"fuse.fused": 20, "fuse.after.batchnorm": 0},
+    "conv_bn_fusion_not_running_state": {"fuse.fused": 0, "fuse.after.batchnorm": 1},
+    "conv_bn_fusion_mixed_dtype": {"fuse.fused": 1, "fuse.after.batchnorm": 0},
+    "optimize_for_inference_cpu": {"optimize.after.mkldnn": 20, "optimize.after.batchnorm": 0,
+                                   "optimize.layout.to_mkldnn": 2, "optimize.layout.to_dense": 1},
+    "optimize_for_inference_cpu_keep_dropout": {"optimize.after.mkldnn": 20, "optimize.after.batchnorm": 0},
+    "optimize_for_inference_cpu_torchvision": {"optimize.after.batchnorm": 0, "optimize.after.mkldnn": 20},
+    "normalize_binary_operators": {"normalize.torch_operators_before": 24, "normalize.remaining": []},
+    "normalize_args": {"normalize_args.with_positional_args": ["call_function:operator.add"]},
+    "normalize_args_preserve_meta": {"meta.values.call_function:torch.add": [7]},
+    "normalize_args_perserve_type": {"normalize_args.placeholder_types.a": "typing.List[torch.Tensor]"},
+    "normalize_quantized_eb": {"eb.args": 0, "eb.kwargs": [
+        "weight", "indices", "offsets", "scale_grad_by_freq", "mode", "pruned_weights", "per_sample_weights",
+        "compressed_indices_mapping", "include_last_offset"]},
+    "normalize_args_op_overload": {f"{stage}.kwargs_from.{name}": where for stage in ("overload", "packet")
+                                   for name, where in (("input", "args.0"), ("the_template", "kwargs.the_template"))},
+    "normalize_modules_exhaustive": {"modules.passed": 129, "modules.failed": 0},
+    "normalize_operator_exhaustive": {"ops.failed": 0},
+    "annotate_returns_with_schema": {"annotate.untyped": ["call_function:operator.add", "call_function:torch.flatten",
+                                                          "call_module:maxpool", "output:output", "placeholder:x"]},
+    "annotate_returns_with_schema_functional": {"annotate.untyped_python": [
+        "call_function:torch.nn.functional.max_pool2d", "output:output", "placeholder:x"]},
+    "annotate_getitem_node": {"annotate_getitem.typed_before": 0, "annotate_getitem.typed_after": 3},
+    "type_matches": {"should_match.unmatched": [], "should_fail.matched": []},
+    "merge_matmul": {"merge.matmuls_before": 2, "merge.matmuls_after": 1},
 }
-EXPECTED_REFUSALS = {"lack_of_devices": "enough memory", "large_node_error": "too large to fit any device"}
+EXPECTED_REFUSALS = {"lack_of_devices": "enough memory", "large_node_error": "too large to fit any device",
+                     "conv_bn_fusion_train_mode": "Fusion only for eval"}
 # Recipes whose traced module and eager model must both raise on other inputs: the message pattern.
 EXPECTED_RAISES = {"call_to_assert_no_msg": "^$", "call_to_assert_with_msg": "^test message$",
                    "call_to_assert_with_empty_msg": "^$",
                    "call_to_assert_with_multiline_message": "^\\nAn error message with\\nterrible spacing\\n"}
 
 
-def test_every_torch_scenario_has_a_recipe():
+def test_every_recipe_has_its_figures_listed_here():
     assert set(TORCH_TEST_FIGURES) | set(EXPECTED_REFUSALS) == set(RECIPES)
 
 

@@ -1,0 +1,44 @@
+"""Annotate node types from operator schemas and signatures with torch's `AnnotateTypesWithSchema`."""
+
+from __future__ import annotations
+
+from types import BuiltinFunctionType
+
+from torch.fx import GraphModule
+from torch.fx.experimental.schema_type_annotation import AnnotateTypesWithSchema as TorchAnnotate
+
+from fxflow.nodes import node_key
+from fxflow.transforms.base import StageContext, Transform
+
+
+class AnnotateTypesWithSchema(Transform):
+    """Give each node the return type its target declares: torch.nn modules by their forward's
+    annotation, Python functions by their signature, parameters and buffers as Tensor. The typed
+    graph's generated code then carries annotations (what `torch.jit.script` needs).
+
+        - /transform@transforms.annotate: annotate_types
+
+    C++ builtin functions (`torch.flatten`, `operator.add`) have no Python signature to read, and
+    functions whose return type depends on a flag (`max_pool2d`'s `return_indices`) stay untyped.
+
+    Facts: `typed_before`/`typed_after` (nodes with a type), `untyped` (the untyped nodes after,
+    as `op:target`, e.g. `call_module:maxpool`, `call_function:operator.add`) and `untyped_python`
+    (the same without C++ builtin targets).
+    """
+
+    annotate_functionals: bool = True
+    annotate_modules: bool = True
+    annotate_get_attrs: bool = True
+
+    def apply(self, gm: GraphModule, ctx: StageContext) -> GraphModule:
+        typed_before = sum(1 for n in gm.graph.nodes if n.type is not None)
+        annotated = TorchAnnotate(gm, self.annotate_functionals, self.annotate_modules,
+                                  self.annotate_get_attrs).transform()
+        untyped = [n for n in annotated.graph.nodes if n.type is None]
+        ctx.facts.update({
+            "typed_before": typed_before,
+            "typed_after": sum(1 for n in annotated.graph.nodes if n.type is not None),
+            "untyped": sorted({node_key(n) for n in untyped}),
+            "untyped_python": sorted({node_key(n) for n in untyped if not isinstance(n.target, BuiltinFunctionType)}),
+        })
+        return annotated

@@ -1,0 +1,36 @@
+"""Spell binary operators one way with torch's `NormalizeOperators` (`torch.add` -> `operator.add`)."""
+
+from __future__ import annotations
+
+from torch.fx import GraphModule
+from torch.fx.experimental.normalize import NormalizeOperators as TorchNormalizeOperators
+
+from fxflow.nodes import qualified_target
+from fxflow.transforms.base import StageContext, Transform
+
+
+class NormalizeOperators(Transform):
+    """Two-argument calls of `torch.add`, `torch.mul`, ... `torch.ge` (the twelve binary operators
+    torch maps to Python's magic methods) become `operator.add`, ... `operator.ge`, so later passes
+    see one spelling. torch checks only the positional arguments: `torch.add(a, b, alpha=2)` is
+    rewritten to `operator.add(a, b)` as well, dropping `alpha`, and then computes something else;
+    the equivalence check of a recipe catches that.
+
+        - /transform@transforms.normalize: normalize_operators
+
+    Facts: `torch_operators_before`/`_after` (calls of those torch functions in the graph) and
+    `remaining` (their qualified targets still present after; [] when all were rewritten).
+    """
+
+    def apply(self, gm: GraphModule, ctx: StageContext) -> GraphModule:
+        before = _torch_operator_calls(gm)
+        normalized = TorchNormalizeOperators(gm).transform()
+        after = _torch_operator_calls(normalized)
+        ctx.facts.update({"torch_operators_before": len(before), "torch_operators_after": len(after),
+                          "remaining": sorted(set(after))})
+        return normalized
+
+
+def _torch_operator_calls(gm: GraphModule) -> list[str]:
+    remap = TorchNormalizeOperators.binary_magic_method_remap
+    return [qualified_target(n, {}) for n in gm.graph.nodes if n.op == "call_function" and n.target in remap]

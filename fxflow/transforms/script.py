@@ -1,0 +1,30 @@
+"""Compile the current module with `torch.jit.script`: a non-GraphModule stage, checked like any other."""
+
+from __future__ import annotations
+
+import warnings
+
+import torch
+from torch.fx import GraphModule
+
+from fxflow.transforms.base import StageContext, Transform
+
+
+class Script(Transform):
+    """TorchScript the module. Scripting needs every value's type, so it is the proof that a type
+    annotation pass left nothing TorchScript cannot resolve; the scripted module is then checked
+    for equivalence with the reference like any other stage.
+
+        - /transform@transforms.script: script
+
+    Facts: `module` (the scripted module's class), `warnings` (how many torch emitted; torch.jit
+    is deprecated in favour of torch.compile/torch.export and says so on every call).
+    """
+
+    def apply(self, gm: GraphModule, ctx: StageContext) -> torch.jit.ScriptModule:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            scripted = torch.jit.script(gm)
+        ctx.facts.update({"module": f"{type(scripted).__module__}.{type(scripted).__qualname__}",
+                          "warnings": len(caught)})
+        return scripted
