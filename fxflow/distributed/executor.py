@@ -76,6 +76,11 @@ class DistributedModule:
     def __exit__(self, *exc: Any) -> None:
         self.close()
 
+    def describe(self) -> dict[str, Any]:
+        """Where everything runs (ranks, pids, placement, partition DAG) and the start-up timings,
+        without measuring: the measurement's first keys."""
+        return summarize(self, None, {}, None, 0)
+
     # -- requests ---------------------------------------------------------------------------
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
@@ -196,7 +201,7 @@ def run_partitioned(split: GraphModule, placement: Placement | Mapping[int, Any]
     with DistributedModule(split, placement, backend, **options) as dm:
         output = dm.run([dict(inputs)])[0]
         if not measure:
-            return output, summarize(dm, None, {}, None, 0)
+            return output, dm.describe()
         return output, dm.measure(inputs, repeats=repeats, warmup=warmup, probe_repeats=probe_repeats,
                                   microbatches=microbatches, split_inputs=split_inputs)
 
