@@ -15,6 +15,8 @@ sent between them over torch.distributed, and the figures put beside the partiti
 result), a top-level graph calling `submod_<partition id>` children. `facts` are the Partition
 transform's facts (`partitions[*]` with `id`, `devices`, `logical_device_ids`, `parents`,
 `children`, optional `latency` = [mem, compute, overall]; optional `critical_path_latency`).
+In a recipe, the execute stage (fxflow.transforms.execute) does all of the above after a
+partition stage, reading the facts from the split module's `meta`.
 
 Processes. Rank 0 is the *driver*, a process of its own: it holds each request's inputs (the
 placeholders), runs top-level glue and assembles the output. Ranks 1..W are *workers*, one per

@@ -48,6 +48,16 @@ class DistributedModule:
         cuda = any(torch.device(d).type == "cuda" for d in self.plan.devices.values())
         if cuda and backend == "gloo":
             raise ValueError("CUDA devices in the placement need a CUDA backend (backend='nccl')")
+        if backend == "nccl":
+            by_gpu: dict[torch.device, list[int]] = {}
+            for rank, device in self.plan.devices.items():
+                dev = torch.device(device)
+                if dev.type == "cuda":
+                    by_gpu.setdefault(torch.device("cuda", dev.index or 0), []).append(rank)
+            shared = {str(d): r for d, r in by_gpu.items() if len(r) > 1}
+            if shared:
+                raise ValueError(f"NCCL needs one GPU per rank, but ranks share GPUs: {shared}; give each device its "
+                                 "own cuda:N, or put some on cpu")
         self.backend = backend
         self.threads_per_worker = threads_per_worker
         self.host = host

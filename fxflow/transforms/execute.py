@@ -17,8 +17,10 @@ callable that sends every call through those processes, so the run's equivalence
 the distributed run against the eager model. The processes live until the pipeline closes the
 stage module at the end of the run (`close()`), or end at once when this stage fails.
 
-Each device's torch device is its `torch_device` in the device list (cpu where unset) and the
-process-group backend is `backend`: `nccl` with `torch_device: cuda:N` devices is a config change.
+Each device's torch device is its `torch_device` in the device list (cpu where unset). The
+process-group backend is `backend`; `auto` picks nccl when a device is CUDA (CPU values then
+still go over gloo) and gloo otherwise, so running on GPUs is a change of the device list only
+(`torch_device: cuda:N`, one GPU per device that holds a partition).
 
 Facts (seconds, bytes): `backend`, `world_size`, `workers`, `ranks`, `placement` (a replicated
 partition's chosen device and its candidates), `partition_dag`, `chain`, `startup`; with
@@ -36,6 +38,7 @@ from __future__ import annotations
 import json
 from typing import Any, ClassVar, Literal
 
+import torch
 from pydantic import NonNegativeInt, PositiveFloat, PositiveInt
 from torch.fx import GraphModule
 
@@ -61,7 +64,7 @@ class ExecutePartitions(Transform):
     invalidates: ClassVar[tuple[str, ...]] = ("partitions",)  # the result is a handle on processes, not a graph
     uses_devices: ClassVar[bool] = True
 
-    backend: Literal["gloo", "nccl"] = "gloo"
+    backend: Literal["auto", "gloo", "nccl"] = "auto"
     timeout_s: PositiveFloat = 60.0
     start_method: Literal["forkserver", "spawn"] = "forkserver"
     threads_per_worker: PositiveInt = 1
@@ -77,7 +80,9 @@ class ExecutePartitions(Transform):
                              f"partition facts (meta['{PARTITION_FACTS}']): put a partition stage right before it")
         torch_devices = {d.name: d.torch_device or "cpu" for d in ctx.devices}
         placement = placement_from_facts(partition_facts["partitions"], torch_devices)
-        module = DistributedModule(gm, placement, self.backend, timeout_s=self.timeout_s,
+        cuda = any(torch.device(slot.device).type == "cuda" for slot in placement.slots.values())
+        backend = self.backend if self.backend != "auto" else ("nccl" if cuda else "gloo")
+        module = DistributedModule(gm, placement, backend, timeout_s=self.timeout_s,
                                    start_method=self.start_method, threads_per_worker=self.threads_per_worker)
         try:
             module.start()
