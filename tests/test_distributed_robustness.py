@@ -137,3 +137,25 @@ def test_recipe_run_whose_worker_fails_ends_in_error_naming_it(no_leftovers, run
     assert (metrics["execute.failure.rank"], metrics["execute.failure.partition"]) == (4, 3)
     assert "relu_unless_in_a_worker" in metrics["execute.failure.traceback"]
     no_leftovers([metrics[f"execute.ranks.{rank}.pid"] for rank in range(5)])
+
+
+def test_interrupted_recipe_run_leaves_no_process(no_leftovers, run_recipe):
+    before = _descendants(os.getpid())
+    ranks: set[int] = set()
+
+    def interrupt_once_started() -> None:  # Ctrl-C once the driver and four workers are up
+        deadline = time.monotonic() + 30
+        while len(ranks) < 5 and time.monotonic() < deadline:
+            ranks.update(p for p in _descendants(os.getpid()) - before if _alive(p))
+            time.sleep(0.02)
+        time.sleep(0.2)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    watcher = threading.Thread(target=interrupt_once_started)
+    watcher.start()
+    with pytest.raises(KeyboardInterrupt):
+        run_recipe("distributed_chain", "model.module._target_=fixtures_models.faults.ChainStallingInWorkers",
+                   "report.pictures=false")
+    watcher.join()
+    assert len(ranks) == 5
+    no_leftovers(sorted(ranks))
