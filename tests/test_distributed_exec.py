@@ -10,7 +10,7 @@ from torch.fx import symbolic_trace
 from torch.fx.passes.split_module import split_module
 
 from fxflow.checks.equivalence import compare_outputs as compare
-from fxflow.distributed import DistributedModule, build_plan
+from fxflow.distributed import DistributedModule, build_plan, run_partitioned
 from fxflow.distributed.wire import CHUNK_BYTES
 
 
@@ -50,7 +50,7 @@ def test_values_larger_than_a_message_cross_in_chunks():
     split = split_module(symbolic_trace(model), model, lambda node: 0 if node.name == "mul" else 1)
     x = torch.randn(3, 100_000)  # 1.2 MB: several chunks each way
     assert x.numel() * 4 > 4 * CHUNK_BYTES
-    with DistributedModule(split, {0: (1, "cpu"), 1: (2, "cpu")}) as dm:
-        out = dm(x)
+    out, record = run_partitioned(split, {0: (1, "cpu"), 1: (2, "cpu")}, {"x": x}, measure=False)
     torch.testing.assert_close(out, model(x), rtol=0, atol=0)
+    assert [r["partitions"] for r in record["ranks"]] == [[], [0], [1]] and record["startup"]["total_s"] > 0
 
