@@ -218,19 +218,34 @@ def _stderr_to_log() -> Iterator[None]:
 def _execute(plan: Plan, record: RunRecord, state: RunState) -> None:
     options = plan.spec.report
     model, inputs = _build(plan, state)
+    modules: dict[str, Any] = {}
     try:
         gm = _trace(plan, model, inputs, state)
+        modules["trace"] = gm
         _record_stage(record, state, 0, "trace", None, gm, options)
         judge = _Equivalence(plan, model, state)
         if "trace" in judge.stages:
             state.checks.append(judge("trace", gm))
-        modules, failure = _apply_transforms(plan, gm, inputs, record, state, judge, options)
+        failure = _apply_transforms(plan, modules, inputs, record, state, judge, options)
         with state.timed("checks"):
             _settle_checks(plan, modules, failure, judge, state)
     except StepError as exc:
         if exc.step == "record":
             raise
         raise _blame_inputs(model, inputs, plan, exc) from exc.cause
+    finally:
+        _close_stages(modules)
+
+
+def _close_stages(modules: dict[str, Any]) -> None:
+    """However the run ends, release what stage modules hold (worker processes): every module
+    whose class defines `close()` is closed."""
+    for name, module in modules.items():
+        if callable(getattr(type(module), "close", None)):
+            try:
+                module.close()
+            except Exception:  # noqa: BLE001 - closing one stage must not hide the run's outcome
+                log.warning("closing stage %s failed\n%s", name, traceback.format_exc())
 
 
 def _build(plan: Plan, state: RunState) -> tuple[Any, InputSet]:
@@ -270,12 +285,13 @@ class _Failure:
     error: BaseException
 
 
-def _apply_transforms(plan: Plan, gm: Any, inputs: InputSet, record: RunRecord, state: RunState,
-                      judge: "_Equivalence", options: ReportSpec) -> tuple[dict[str, Any], _Failure | None]:
-    """Apply each transform in order, recording and checking each stage; stop at the first that raises.
-    Returns every completed stage's module by name (trace first) and the failure, if any."""
+def _apply_transforms(plan: Plan, modules: dict[str, Any], inputs: InputSet, record: RunRecord, state: RunState,
+                      judge: "_Equivalence", options: ReportSpec) -> _Failure | None:
+    """Apply each transform in order to the trace (`modules["trace"]`), recording and checking each
+    stage; stop at the first that raises. Adds every completed stage's module to `modules` by name;
+    returns the failure, if any."""
     devices = [d.model_copy(update={"name": d.name or key}) for key, d in plan.spec.devices.items()]
-    modules: dict[str, Any] = {"trace": gm}
+    gm = modules["trace"]
     for index, (name, transform) in enumerate(plan.transforms.items(), start=1):
         ctx = StageContext(name, inputs, devices, record.path(name))
         try:
@@ -286,18 +302,19 @@ def _apply_transforms(plan: Plan, gm: Any, inputs: InputSet, record: RunRecord, 
         except Exception as exc:  # noqa: BLE001 - judged against expect.error in _settle_checks
             state.facts[name] = ctx.facts
             log.info("stage %s raised %s: %s", name, type(exc).__name__, exc)
-            return modules, _Failure(name, exc)
+            return _Failure(name, exc)
         state.facts[name] = ctx.facts
         state.stages.append(name)
         if transform.probe:
             state.notes.append(f"{name} is a probe: it inspects without changing the module, so equivalence "
                                "does not apply to it")
+        modules[name] = out
         _record_stage(record, state, index, name, gm, out, options)
-        gm = modules[name] = out
+        gm = out
         if name in judge.stages:
             with state.timed(f"check.{name}", step=name):
                 state.checks.append(judge(name, out))
-    return modules, None
+    return None
 
 
 def _record_stage(record: RunRecord, state: RunState, index: int, name: str, before: Any, after: Any,

@@ -139,7 +139,7 @@ def trust(monkeypatch):
 def trusted_fixtures(trust):
     """Trust tests/fixtures_models (test-only models, transforms and split functions) for one test;
     modules that build from it say `pytestmark = pytest.mark.usefixtures("trusted_fixtures")`."""
-    trust("tests.fixtures_models")
+    trust("tests.fixtures_models", "fixtures_models")  # the second as worker processes import it
 
 
 def run_cli(args: list[str], run_dir: Path, cwd: Path | None = None, timeout: int = 300) -> tuple[subprocess.CompletedProcess, dict[str, Any] | None]:

@@ -1,13 +1,14 @@
 """No process outlives a distributed run: not after a normal run, a rank that raises, a rank
-that dies, a timeout, Ctrl-C or SIGTERM; and the error names the rank, its partition and why."""
+that dies, a timeout, Ctrl-C or SIGTERM, nor a recipe run whose workers fail; and the error
+names the rank, its partition and why."""
 
 from __future__ import annotations
 
 import os
+import re
 import signal
 import threading
 import time
-from pathlib import Path
 
 import pytest
 import torch
@@ -16,7 +17,9 @@ from torch.fx import GraphModule, symbolic_trace
 from torch.fx.passes.split_module import split_module
 
 from fxflow.distributed import DistributedModule, RunTimeout, Terminated, WorkerFailed, prestart
+from fxflow.interrupts import Interrupted
 from fixtures_models.faults import Raise, Sleep  # tests/ is on sys.path, here and in the ranks
+from process_tree import alive as _alive, descendants as _descendants
 
 PLACEMENT = {0: (1, "cpu"), 1: (2, "cpu")}
 
@@ -36,39 +39,16 @@ def _split() -> GraphModule:
     return split_module(symbolic_trace(model), model, lambda node: 0 if node.name in ("first", "relu") else 1)
 
 
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
-
-
-def _descendants(pid: int) -> set[int]:
-    children: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    found, todo = set(), [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.add(child)
-            todo.append(child)
-    return found
-
-
 @pytest.fixture
 def no_leftovers():
     """Yields a check: every rank of the run has ended and the test process has no new descendants."""
     prestart()  # the forkserver is a long-lived helper of this process, not a rank
     before = _descendants(os.getpid())
 
-    def check(dm: DistributedModule) -> None:
-        assert dm.cluster.pids, "the run never started its ranks"
-        assert [pid for pid in dm.cluster.pids if _alive(pid)] == []
+    def check(dm: DistributedModule | list[int]) -> None:
+        pids = dm if isinstance(dm, list) else dm.cluster.pids
+        assert pids, "the run never started its ranks"
+        assert [pid for pid in pids if _alive(pid)] == []
         assert {p for p in _descendants(os.getpid()) - before if _alive(p)} == set()
 
     return check
@@ -144,3 +124,39 @@ def test_parallel_runs_get_their_own_ports(no_leftovers):
         torch.testing.assert_close(first(x), second(x))
     no_leftovers(first)
     no_leftovers(second)
+
+
+def test_recipe_run_whose_worker_fails_ends_in_error_naming_it(no_leftovers, run_recipe, trusted_fixtures):
+    run = run_recipe("distributed_chain", "model.module._target_=fixtures_models.faults.ChainFailingInWorkers",
+                     "report.pictures=false")
+    assert run.summary["status"] == "error"
+    error = run.summary["error"]
+    assert (error["stage"], error["type"]) == ("execute", "WorkerFailed")
+    assert re.search(r"rank 4 \(partitions \[3\] on cpu 'dev_3'\) failed in submod_3 .*injected failure in a worker",
+                     error["message"])
+    metrics = run.metrics
+    assert (metrics["execute.failure.rank"], metrics["execute.failure.partition"]) == (4, 3)
+    assert "relu_unless_in_a_worker" in metrics["execute.failure.traceback"]
+    no_leftovers([metrics[f"execute.ranks.{rank}.pid"] for rank in range(5)])
+
+
+def test_interrupted_recipe_run_leaves_no_process(no_leftovers, run_recipe, trusted_fixtures):
+    before = _descendants(os.getpid())
+    ranks: set[int] = set()
+
+    def interrupt_once_started() -> None:  # Ctrl-C once the driver and four workers are up
+        deadline = time.monotonic() + 30
+        while len(ranks) < 5 and time.monotonic() < deadline:
+            ranks.update(p for p in _descendants(os.getpid()) - before if _alive(p))
+            time.sleep(0.02)
+        time.sleep(0.2)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    watcher = threading.Thread(target=interrupt_once_started)
+    watcher.start()
+    with pytest.raises(Interrupted):  # the run records `interrupted`, then stops
+        run_recipe("distributed_chain", "model.module._target_=fixtures_models.faults.ChainStallingInWorkers",
+                   "report.pictures=false")
+    watcher.join()
+    assert len(ranks) == 5
+    no_leftovers(sorted(ranks))

@@ -15,6 +15,8 @@ sent between them over torch.distributed, and the figures put beside the partiti
 result), a top-level graph calling `submod_<partition id>` children. `facts` are the Partition
 transform's facts (`partitions[*]` with `id`, `devices`, `logical_device_ids`, `parents`,
 `children`, optional `latency` = [mem, compute, overall]; optional `critical_path_latency`).
+In a recipe, the execute stage (fxflow.transforms.execute) does all of the above after a
+partition stage, reading the facts from the split module's `meta`.
 
 Processes. Rank 0 is the *driver*, a process of its own: it holds each request's inputs (the
 placeholders), runs top-level glue and assembles the output. Ranks 1..W are *workers*, one per
@@ -53,7 +55,8 @@ Public API
 `DistributedModule(split, placement, backend="gloo", *, timeout_s=60.0, start_timeout_s=None,
   start_method="forkserver", threads_per_worker=1, host="127.0.0.1", seed=0)`:
   `.start() -> startup dict`, `.close()`, context manager; `__call__(*args, **kwargs)`,
-  `.bind(*args, **kwargs) -> inputs dict`, `.run(list of input dicts) -> outputs`,
+  `.bind(*args, **kwargs) -> inputs dict`, `.run(list of input dicts) -> outputs`, `.describe()` (where
+  everything runs, start-up; the measurement's first keys),
   `.measure(inputs, *, repeats=10, warmup=2, probe_repeats=10, microbatches=0, split_inputs=None)
   -> measurement`; `.plan`, `.placement`, `.startup`, `.cluster.pids`, `.cluster.failure`.
 `run_partitioned(split, placement, inputs, backend="gloo", *, measure=True, repeats, warmup,
@@ -65,8 +68,7 @@ Public API
 `calibrated_latency(measurement, split) -> {"unit": "s", "source": "measured", "partitions":
   [{id, compute_s, nodes}], "transfer": {edges, bytes_per_s, fit_bytes_per_s, fit_latency_s}}`;
   `node_latency_mapping(calibration, gm, weights=None) -> {Node: NodeLatency}` (for
-  `PartitionerConfig.node_to_latency_mapping`); `predicted_critical_path(partitions, calibration,
-  gm, weights=None)`: torch's critical path re-fed with this run.
+  `PartitionerConfig.node_to_latency_mapping`; `CalibratedLatency` does this for a partition stage).
 `prestart()`, `WorkerFailed`, `RunTimeout`, `Terminated`.
 
 The measurement (JSON-able; seconds, bytes)
@@ -88,7 +90,7 @@ stages exchange tensors only, one stage per rank with the result on the last one
 modules pass tuples, ints and values that skip stages; streaming here works on any DAG.)
 """
 
-from fxflow.distributed.calibration import calibrated_latency, node_latency_mapping, predicted_critical_path
+from fxflow.distributed.calibration import calibrated_latency, node_latency_mapping
 from fxflow.distributed.cluster import RunTimeout, Terminated, WorkerFailed, prestart
 from fxflow.distributed.compare import compare_with_prediction, measured_critical_path
 from fxflow.distributed.executor import DistributedModule, run_partitioned
@@ -108,7 +110,6 @@ __all__ = [
     "measured_critical_path",
     "node_latency_mapping",
     "placement_from_facts",
-    "predicted_critical_path",
     "prestart",
     "run_partitioned",
 ]

@@ -12,6 +12,10 @@ the partition's nodes) equals the measured seconds. Feed `bytes_per_s` as
     mapping = node_latency_mapping(calibration, traced_gm, weights=old_mapping)
     PartitionerConfig(devices, mode=PartitionMode.cost_aware, node_to_latency_mapping=mapping,
                       transfer_rate_bytes_per_sec=calibration["transfer"]["bytes_per_s"])
+
+In a recipe, the execute stage writes the calibration to `calibrated_latency.json` and
+`fxflow.partitioning.latency.CalibratedLatency` (conf/latency/calibrated.yaml) feeds it to the
+partition stage.
 """
 
 from __future__ import annotations
@@ -21,13 +25,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from torch.fx import GraphModule, Node
-from torch.fx.experimental.partitioner_utils import (
-    NodeLatency,
-    Partition,
-    get_latency_of_one_partition,
-    get_latency_of_partitioned_graph,
-    get_partition_to_latency_mapping,
-)
+from torch.fx.experimental.partitioner_utils import NodeLatency, Partition, get_latency_of_one_partition
 
 
 def calibrated_latency(measurement: Mapping[str, Any], split: GraphModule) -> dict[str, Any]:
@@ -83,13 +81,3 @@ def node_latency_mapping(calibration: Mapping[str, Any], gm: GraphModule,
         for n, lat in base.items():
             mapping[n] = NodeLatency(lat.mem_latency_sec * factor, lat.computer_latency_sec * factor)
     return mapping
-
-
-def predicted_critical_path(partitions: list[Partition], calibration: Mapping[str, Any], gm: GraphModule,
-                            weights: Mapping[Node, NodeLatency] | None = None) -> float:
-    """torch's critical path for `partitions` (the Partitioner's, over `gm`) with the calibrated
-    node latencies and the measured effective transfer speed: the model, re-fed with this run."""
-    mapping = node_latency_mapping(calibration, gm, weights)
-    per_partition = get_partition_to_latency_mapping(partitions, mapping)
-    rate = calibration["transfer"]["bytes_per_s"] or float("inf")
-    return float(get_latency_of_partitioned_graph(partitions, per_partition, rate))

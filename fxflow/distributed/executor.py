@@ -48,6 +48,16 @@ class DistributedModule:
         cuda = any(torch.device(d).type == "cuda" for d in self.plan.devices.values())
         if cuda and backend == "gloo":
             raise ValueError("CUDA devices in the placement need a CUDA backend (backend='nccl')")
+        if backend == "nccl":
+            by_gpu: dict[torch.device, list[int]] = {}
+            for rank, device in self.plan.devices.items():
+                dev = torch.device(device)
+                if dev.type == "cuda":
+                    by_gpu.setdefault(torch.device("cuda", dev.index or 0), []).append(rank)
+            shared = {str(d): r for d, r in by_gpu.items() if len(r) > 1}
+            if shared:
+                raise ValueError(f"NCCL needs one GPU per rank, but ranks share GPUs: {shared}; give each device its "
+                                 "own cuda:N, or put some on cpu")
         self.backend = backend
         self.threads_per_worker = threads_per_worker
         self.host = host
@@ -75,6 +85,11 @@ class DistributedModule:
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
+
+    def describe(self) -> dict[str, Any]:
+        """Where everything runs (ranks, pids, placement, partition DAG) and the start-up timings,
+        without measuring: the measurement's first keys."""
+        return summarize(self, None, {}, None, 0)
 
     # -- requests ---------------------------------------------------------------------------
 
@@ -196,7 +211,7 @@ def run_partitioned(split: GraphModule, placement: Placement | Mapping[int, Any]
     with DistributedModule(split, placement, backend, **options) as dm:
         output = dm.run([dict(inputs)])[0]
         if not measure:
-            return output, summarize(dm, None, {}, None, 0)
+            return output, dm.describe()
         return output, dm.measure(inputs, repeats=repeats, warmup=warmup, probe_repeats=probe_repeats,
                                   microbatches=microbatches, split_inputs=split_inputs)
 

@@ -7,8 +7,10 @@ as seconds, and the figures they assert (208.0, 160.0) come out of those rules.
 
 from __future__ import annotations
 
+import json
 import time
 from abc import ABC, abstractmethod
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -88,15 +90,26 @@ class TableLatency(LatencyModel):
 
 class MeasuredLatency(LatencyModel):
     """Wall-clock compute time of each node on the example inputs (median of `repeats`),
-    with memory latency as total bytes over `bytes_per_sec`."""
+    with memory latency as total bytes over `bytes_per_sec`.
+
+    `threads` sets torch's intra-op threads while timing (this process's setting where unset):
+    to predict partitions that run on their own processes, match their thread count (an
+    EmbeddingBag over a large table takes milliseconds with two threads, microseconds with one).
+    """
 
     repeats: PositiveInt = 5
     bytes_per_sec: float = Field(1e10, gt=0)
+    threads: PositiveInt | None = None
 
     def mapping(self, gm: GraphModule, inputs: InputSet) -> dict[Node, NodeLatency]:
         timer = _NodeTimer(gm, self.repeats)
-        with torch.no_grad():
-            timer.run(*inputs.args)
+        before = torch.get_num_threads()
+        try:
+            torch.set_num_threads(self.threads or before)
+            with torch.no_grad():
+                timer.run(*inputs.args)
+        finally:
+            torch.set_num_threads(before)
         return {
             node: NodeLatency(node.size_bytes.total_size / self.bytes_per_sec, timer.seconds.get(node, 0.0))
             for node in _compute_nodes(gm)
@@ -121,3 +134,28 @@ class _NodeTimer(Interpreter):
             samples.append(time.perf_counter() - start)
         self.seconds[n] = sorted(samples)[len(samples) // 2]
         return result
+
+
+class CalibratedLatency(LatencyModel):
+    """Latencies measured by a distributed run (the execute stage's `calibrated_latency.json`),
+    fed back into the partitioner: each partition's compute nodes share its measured seconds so
+    that torch's partition latency (the longest path through the partition) equals what was
+    measured, in proportion to `weights` (another latency model, e.g. MeasuredLatency; one unit
+    per node without it). Nodes the file does not name get zero.
+
+        - /latency@transforms.partition.latency_model: calibrated
+        transforms.partition.latency_model.path: outputs/.../execute/calibrated_latency.json
+
+    The file's `transfer.bytes_per_s` is the measured link speed, for the partition stage's
+    `transfer_rate_bytes_per_sec`.
+    """
+
+    path: str
+    weights: LatencyModel | None = None
+
+    def mapping(self, gm: GraphModule, inputs: InputSet) -> dict[Node, NodeLatency]:
+        from fxflow.distributed.calibration import node_latency_mapping
+
+        calibration = json.loads(Path(self.path).read_text())
+        weights = self.weights.mapping(gm, inputs) if self.weights else None
+        return node_latency_mapping(calibration, gm, weights)

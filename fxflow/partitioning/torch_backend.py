@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 from torch.fx import GraphModule, Node
-from torch.fx.experimental.accelerator_partitioner import Partitioner
+from torch.fx.experimental.accelerator_partitioner import Partitioner, set_parents_and_children
 from torch.fx.experimental.partitioner_utils import (
     Device,
     NodeLatency,
@@ -68,6 +68,8 @@ def partition_with_torch(
                                {"refusal": refusal}) from exc
 
     partitions = partitioner.partitions
+    if mode == "aot_based":
+        set_parents_and_children(partitions)  # torch leaves them empty in this mode; the DAG and critical path need them
     facts = describe_partitions(partitions, devices, mode)
     facts["graph_node_count"] = len(result.module_with_submodules.graph.nodes)
     facts["transfer_rate_bytes_per_sec"] = transfer_rate_bytes_per_sec

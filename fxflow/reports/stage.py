@@ -31,9 +31,10 @@ class StageReport(ABC):
 
 def stage_reports() -> list[StageReport]:
     """Every report fxflow knows, in the order they print."""
+    from fxflow.reports.execution import ExecutionReport
     from fxflow.reports.partition import PartitionReport
 
-    return [PartitionReport()]
+    return [PartitionReport(), ExecutionReport()]
 
 
 def reports_for(facts: dict[str, Any]) -> list[StageReport]:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import copy
 from typing import ClassVar, Literal
 
 from pydantic import Field, model_validator
 from pydantic_core import PydanticCustomError
 from torch.fx import GraphModule
 
+from fxflow.partitioning import PARTITION_FACTS
 from fxflow.partitioning.latency import LatencyModel
 from fxflow.partitioning.torch_backend import MODES, PartitionRefused, partition_with_torch
 from fxflow.transforms.base import StageContext, Transform
@@ -32,6 +34,10 @@ class PartitionOverDevices(Transform):
     logical_device_ids,devices,parents,children,latency}`, `critical_path_latency` (with a
     latency model), `devices.<name>.{partitions,used_bytes}`, `idle_devices`; when the
     partitioner refuses, `refusal` says which node or budget did not fit.
+
+    The returned split module carries a copy of these facts in `split.meta[PARTITION_FACTS]`, so
+    a later stage (running the partitions on separate processes) reads the placement from the
+    module it receives, whichever backend partitioned it.
     """
 
     requires: ClassVar[tuple[str, ...]] = ("node_sizes",)
@@ -90,4 +96,5 @@ class PartitionOverDevices(Transform):
         except KeyError as exc:
             raise KeyError(f"transforms.{ctx.name}.{exc.args[0]}") from None
         ctx.facts.update(facts)
+        split.meta[PARTITION_FACTS] = copy.deepcopy(facts)
         return split

@@ -1,0 +1,134 @@
+"""Run the partitioned module the way it would be deployed: one worker process per device.
+
+Usage in a recipe, after a partition stage::
+
+    defaults:
+      - /transform@transforms.size_nodes: size_nodes
+      - /transform@transforms.partition: partition
+      - /latency@transforms.partition.latency_model: measured   # predictions in seconds
+      - /transform@transforms.execute: execute
+    transforms:
+      execute: {repeats: 10, microbatches: 4}
+
+The stage reads the placement from the partition facts the split module carries
+(`split.meta[PARTITION_FACTS]`, written by the partition stage whatever its backend), starts
+one worker per device holding a partition plus a driver (fxflow.distributed), and returns a
+callable that sends every call through those processes, so the run's equivalence check proves
+the distributed run against the eager model. The processes live until the pipeline closes the
+stage module at the end of the run (`close()`), or end at once when this stage fails.
+
+Each device's torch device is its `torch_device` in the device list (cpu where unset). The
+process-group backend is `backend`; `auto` picks nccl when a device is CUDA (CPU values then
+still go over gloo) and gloo otherwise, so running on GPUs is a change of the device list only
+(`torch_device: cuda:N`, one GPU per device that holds a partition).
+
+Facts (seconds, bytes): `backend`, `world_size`, `workers`, `ranks`, `placement` (a replicated
+partition's chosen device and its candidates), `partition_dag`, `chain`, `startup`; with
+`measure`: `partitions.<i>.{measured_s, predicted, ratio, ...}` (compute per call, median
+after warm-up, beside the latency model's prediction), `measured_partitions`, `edges` (bytes
+and transfer time per crossing value), `end_to_end_s`, `critical_path` (predicted vs measured),
+`pipeline` (micro-batched throughput, with `microbatches` > 1) and `calibration`: the measured
+latency model written to `calibrated_latency.json` in the stage's folder, which
+`fxflow.partitioning.latency.CalibratedLatency` feeds back into the partitioner. When a worker
+fails, `failure` says which rank, partition and step, and why.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, ClassVar, Literal
+
+import torch
+from pydantic import NonNegativeInt, PositiveFloat, PositiveInt
+from torch.fx import GraphModule
+
+from fxflow.distributed import (
+    DistributedModule,
+    RunTimeout,
+    WorkerFailed,
+    calibrated_latency,
+    compare_with_prediction,
+    placement_from_facts,
+)
+from fxflow.partitioning import PARTITION_FACTS
+from fxflow.transforms.base import StageContext, Transform
+
+CALIBRATION_FILE = "calibrated_latency.json"
+
+
+class ExecutePartitions(Transform):
+    """One worker process per device holding a partition, activations sent point to point over
+    torch.distributed; measured against the partition stage's latency prediction."""
+
+    requires: ClassVar[tuple[str, ...]] = ("partitions",)
+    invalidates: ClassVar[tuple[str, ...]] = ("partitions",)  # the result is a handle on processes, not a graph
+    uses_devices: ClassVar[bool] = True
+
+    backend: Literal["auto", "gloo", "nccl"] = "auto"
+    timeout_s: PositiveFloat = 60.0
+    start_method: Literal["forkserver", "spawn"] = "forkserver"
+    threads_per_worker: PositiveInt = 1
+    measure: bool = True
+    repeats: PositiveInt = 10
+    warmup: NonNegativeInt = 2
+    microbatches: NonNegativeInt = 0
+
+    def apply(self, gm: GraphModule, ctx: StageContext) -> DistributedModule:
+        partition_facts = getattr(gm, "meta", {}).get(PARTITION_FACTS)
+        if partition_facts is None:
+            raise ValueError(f"transforms.{ctx.name} runs a partitioned module, but the module it received carries no "
+                             f"partition facts (meta['{PARTITION_FACTS}']): put a partition stage right before it")
+        torch_devices = {d.name: d.torch_device or "cpu" for d in ctx.devices}
+        placement = placement_from_facts(partition_facts["partitions"], torch_devices)
+        cuda = any(torch.device(slot.device).type == "cuda" for slot in placement.slots.values())
+        backend = self.backend if self.backend != "auto" else ("nccl" if cuda else "gloo")
+        module = DistributedModule(gm, placement, backend, timeout_s=self.timeout_s,
+                                   start_method=self.start_method, threads_per_worker=self.threads_per_worker)
+        try:
+            module.start()
+            if not self.measure:
+                ctx.facts.update(_where(module.describe()))
+                return module
+            measurement = module.measure(dict(ctx.inputs), repeats=self.repeats, warmup=self.warmup,
+                                         probe_repeats=self.repeats, microbatches=self.microbatches)
+        except (WorkerFailed, RunTimeout) as exc:
+            ctx.facts.update(_where(module.describe()))
+            ctx.facts["failure"] = exc.record
+            module.close()
+            raise
+        except BaseException:
+            module.close()
+            raise
+        ctx.facts.update(_where(measurement))
+        ctx.facts.update(_measured(measurement, partition_facts))
+        calibration = calibrated_latency(measurement, gm)
+        ctx.artifacts.mkdir(parents=True, exist_ok=True)
+        (ctx.artifacts / CALIBRATION_FILE).write_text(json.dumps(calibration, indent=1))
+        ctx.facts["calibration"] = {"file": CALIBRATION_FILE, "partitions": len(calibration["partitions"]),
+                                    "bytes_per_s": calibration["transfer"]["bytes_per_s"]}
+        return module
+
+
+def _where(record: dict[str, Any]) -> dict[str, Any]:
+    """Where everything ran and how long starting took."""
+    keys = ("backend", "world_size", "ranks", "placement", "partition_dag", "chain", "startup")
+    return {"workers": record["world_size"] - 1, **{k: record[k] for k in keys}}
+
+
+def _measured(measurement: dict[str, Any], partition_facts: dict[str, Any]) -> dict[str, Any]:
+    """Measured figures beside the prediction: per partition, per crossing, end to end."""
+    comparison = compare_with_prediction(measurement, partition_facts)
+    mins = {p["id"]: p["compute_min_s"] for p in measurement["partitions"]}
+    rows = [{**row, "measured_min_s": mins[row["id"]]} for row in comparison["partitions"]]
+    return {
+        "repeats": measurement["repeats"],
+        "warmup": measurement["warmup"],
+        "measured_partitions": len(rows),
+        "partitions": rows,
+        "edges": measurement["edges"],
+        "end_to_end_s": measurement["end_to_end_s"],
+        "end_to_end_min_s": measurement["end_to_end_min_s"],
+        "critical_path": comparison["critical_path"],
+        "seconds_per_predicted_unit": comparison["seconds_per_predicted_unit"],
+        "pipeline": measurement["pipeline"],
+    }
