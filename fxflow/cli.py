@@ -30,7 +30,6 @@ from omegaconf import DictConfig, OmegaConf
 
 from fxflow.interrupts import Interrupted, signals_interrupt
 from fxflow.paths import conf_dir, set_config_dirs
-from fxflow.recipes import register_recipes
 from fxflow.record.run_dir import fresh_job_dir, register_resolvers
 
 _STATUSES: list[str] = []
@@ -130,7 +129,6 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(run_verb(argv))
     try:
         with signals_interrupt():
-            register_recipes()
             register_resolvers()
             from fxflow.verbs.ls import overview_text
 

@@ -21,7 +21,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from fxflow.paths import conf_dir, config_dirs, recipes_dir, search_dirs, shown
-from fxflow.recipes import recipe_files, register_recipes
+from fxflow.recipes import recipe_files
 
 COMMAND_LINE = "command line"
 
@@ -56,7 +56,6 @@ class Composed:
 def _hydra(dirs: Sequence[str | Path] | None) -> Iterator[Any]:
     """An initialised Hydra (shipped configs plus the user's folders); yields its config loader."""
     with config_dirs(dirs) if dirs is not None else _nothing():
-        register_recipes()
         with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
             yield GlobalHydra.instance().config_loader()
 
@@ -150,7 +149,7 @@ def _origins(loader: Any, overrides: Sequence[str]) -> tuple[dict[str, str], lis
 
 
 def _file_of(config_path: str, source: str) -> Path | None:
-    """The file behind a loaded config: `file://` sources are folders; recipes live in the ConfigStore."""
+    """The file behind a loaded config: `file://` sources are folders; recipes are found by name."""
     group, _, name = config_path.rpartition("/")
     if group == "recipe":
         return recipe_files().get(name)

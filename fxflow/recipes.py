@@ -1,17 +1,17 @@
-"""Register every `recipes/NAME.yaml` as option NAME of Hydra's `recipe` group.
+"""Recipes: `recipes/NAME.yaml` files, option NAME of Hydra's `recipe` group.
 
-Recipes sit at the top level (one reviewed file per experiment) rather than inside
-`conf/`, so they are stored into Hydra's ConfigStore at start-up with the `_global_`
-package: their defaults lists (`override /devices: three_gpu`) apply, and a command-line
-choice such as `devices=two_gpu` still wins. A user's recipes (`fxflow_conf/recipes/`,
-`--config-dir DIR/recipes/`) are stored after the shipped ones, so a user's recipe of the
+Recipes sit at the top level (one reviewed file per experiment) rather than inside `conf/`;
+Hydra reads them through fxflow's recipe config source (hydra_plugins/fxflow_configs), with the
+`_global_` package: their defaults lists (`override /devices: three_gpu`) apply, and a
+command-line choice such as `devices=two_gpu` still wins. A user's recipes
+(`fxflow_conf/recipes/`, `--config-dir DIR/recipes/`) come first, so a user's recipe of the
 same name replaces the shipped one.
 
 One broken recipe file must not break every command (`--help` included): a file that does
 not load (YAML syntax), is not a mapping, has an unsafe name, or sets Hydra's own settings
 (`hydra:` — run directory, logging, callbacks belong to the command, not to a recipe) is
-registered as a stand-in that holds only its name and the reason, with file and line.
-Choosing it gives that message as a config problem; every other recipe works as before, and
+served as a stand-in that holds only its name and the reason, with file and line. Choosing
+it gives that message as a config problem; every other recipe works as before, and
 `unreadable_recipes()` lists them for the review verbs.
 """
 
@@ -20,15 +20,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
 from fxflow.config.names import BROKEN_RECIPE_KEY, SAFE_NAME
 from fxflow.paths import recipe_dirs
-
-_unreadable: dict[str, tuple[Path, str]] = {}
-_registered: tuple = ()  # (name, file, modification time, size) of what the ConfigStore holds now
-
 
 
 def recipe_files(folder: Path | None = None) -> dict[str, Path]:
@@ -62,39 +57,27 @@ def load_recipe(path: Path) -> DictConfig:
     return node
 
 
-def register_recipes(folder: Path | None = None) -> list[str]:
-    """Store each recipe file in the ConfigStore group `recipe`; return the names.
-
-    Files unchanged since the last call (same names, sizes and times) are not loaded again; a
-    file that cannot be a recipe is stored as a stand-in and remembered (`unreadable_recipes`).
-    """
-    global _registered
-    files = recipe_files(folder)
-    key = tuple((name, str(path), path.stat().st_mtime_ns, path.stat().st_size) for name, path in files.items())
-    store = ConfigStore.instance()
-    if key == _registered and "recipe" in store.repo:
-        return list(files)
-    store.repo.pop("recipe", None)  # a user folder of an earlier call (another working folder) no longer counts
-    _unreadable.clear()
-    names = []
-    for name, path in files.items():
-        try:
-            if not SAFE_NAME.fullmatch(name):
-                raise ValueError(f"{path}: the file name is not a safe recipe name (a letter, then letters, digits, "
-                                 "'_' or '-')")
-            node = load_recipe(path)
-        except ValueError as exc:
-            _unreadable[name] = (path, str(exc))
-            node = OmegaConf.create({"recipe": _safe(name), BROKEN_RECIPE_KEY: str(exc)})
-        store.store(group="recipe", name=name, node=node, package="_global_")
-        names.append(name)
-    _registered = key
-    return names
+def recipe_or_stand_in(path: Path | str) -> DictConfig:
+    """The recipe at `path`, or, when it cannot be one, a stand-in holding its name and the reason
+    (choosing it is then a config problem naming the file and line; see the module docstring)."""
+    path = Path(path)
+    try:
+        if not SAFE_NAME.fullmatch(path.stem):
+            raise ValueError(f"{path}: the file name is not a safe recipe name (a letter, then letters, digits, "
+                             "'_' or '-')")
+        return load_recipe(path)
+    except ValueError as exc:
+        return OmegaConf.create({"recipe": _safe(path.stem), BROKEN_RECIPE_KEY: str(exc)})
 
 
 def unreadable_recipes() -> dict[str, tuple[Path, str]]:
-    """Recipes the last `register_recipes` could not read: name -> (file, why)."""
-    return dict(_unreadable)
+    """Recipes whose file cannot be a recipe: name -> (file, why)."""
+    found = {}
+    for name, path in recipe_files().items():
+        node = recipe_or_stand_in(path)
+        if BROKEN_RECIPE_KEY in node:
+            found[name] = (path, str(node[BROKEN_RECIPE_KEY]))
+    return found
 
 
 def _safe(name: str) -> str:

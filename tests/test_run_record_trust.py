@@ -14,7 +14,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from hydra.core.config_store import ConfigStore
 from omegaconf import OmegaConf
 from rich.console import Console
 
@@ -24,7 +23,7 @@ from fxflow.config.targets import TargetPolicy
 from fxflow.interrupts import Interrupted
 from fxflow.pipeline import RecordError, run_job
 from fxflow.paths import config_dirs
-from fxflow.recipes import register_recipes
+from fxflow.recipes import recipe_files
 from fxflow.record import run_dir as run_dirs
 from fxflow.record.writer import RunRecord
 from fxflow.reports.console import print_outcome, terminal_stream
@@ -194,11 +193,10 @@ def recipe_folder(tmp_path):
     (folder / "trust_list.yaml").write_text("- a\n- b\n")
     with config_dirs([folder.parent]):
         yield folder
-    register_recipes()  # the shipped recipes alone again
 
 
 def test_broken_recipe_files_are_reported_by_file_and_line_and_others_still_run(recipe_folder, tmp_path):
-    assert {"trust_good", "trust_broken", "trust_hydra", "trust_list"} <= set(register_recipes())
+    assert {"trust_good", "trust_broken", "trust_hydra", "trust_list"} <= set(recipe_files())
     for name, where in [("trust_broken", "trust_broken.yaml:4"), ("trust_hydra", "trust_hydra.yaml:3"),
                         ("trust_list", "trust_list.yaml")]:
         cfg, files = compose_recipe(name)

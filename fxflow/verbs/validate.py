@@ -25,7 +25,7 @@ from fxflow.config.errors import ConfigError, Problem
 from fxflow.config.validate import resolve
 from fxflow.paths import shown
 from fxflow.plan import plan_run
-from fxflow.recipes import recipe_files, register_recipes, unreadable_recipes
+from fxflow.recipes import recipe_files, unreadable_recipes
 
 
 @dataclass
@@ -50,7 +50,6 @@ def run(args: argparse.Namespace, console: Console) -> int:
     overrides = [item for item in args.items if "=" in item or item.startswith("~")]
     recipes = [item for item in args.items if item not in overrides]
     if args.all or not recipes:
-        register_recipes()
         recipes = list(recipe_files())
     verdicts = [check_recipe(name, overrides) for name in recipes]
     for verdict in verdicts:
