@@ -258,7 +258,7 @@ def test_invalid_expected_error_regex_is_reported():
     cfg = minimal()
     cfg["expect"] = {"error": {"stage": "partition", "match": "("}}
     problems = problems_of(cfg)
-    assert [p.path for p in problems] == ["expect.error"]
+    assert [p.path for p in problems] == ["expect.error.match"]  # the key itself
     assert "regular expression" in problems[0].message
 
 

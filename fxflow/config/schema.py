@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 import math
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ByteSize,
@@ -205,20 +206,23 @@ class EquivalenceSpec(Strict):
         return self
 
 
+def _regex(value: str) -> str:
+    try:
+        re.compile(value)
+    except re.error as exc:
+        raise PydanticCustomError("regex", "is not a valid regular expression: {err}", {"err": str(exc)})
+    return value
+
+
+Regex = Annotated[str, AfterValidator(_regex)]
+
+
 class ExpectedError(Strict):
     """A step whose refusal is the point of the recipe."""
 
     stage: str
     type: str = "Exception"
-    match: str = ""
-
-    @model_validator(mode="after")
-    def _regex(self) -> "ExpectedError":
-        try:
-            re.compile(self.match)
-        except re.error as exc:
-            raise PydanticCustomError("regex", "`match` is not a valid regular expression: {err}", {"err": str(exc)})
-        return self
+    match: Regex = ""
 
 
 class ExpectedRaise(Strict):
@@ -230,16 +234,8 @@ class ExpectedRaise(Strict):
     stage: str | None = None
     inputs: dict[str, InputSpec] = {}
     type: str = "Exception"
-    match: str = ""
+    match: Regex = ""
     reference: bool = True
-
-    @model_validator(mode="after")
-    def _regex(self) -> "ExpectedRaise":
-        try:
-            re.compile(self.match)
-        except re.error as exc:
-            raise PydanticCustomError("regex", "`match` is not a valid regular expression: {err}", {"err": str(exc)})
-        return self
 
 
 class ExpectSpec(Strict):
