@@ -111,7 +111,7 @@ class SymbolicTracer(Tracer):
 class FunctionalTracer(SymbolicTracer):
     """Trace through every module, torch.nn's own included, except instances of exactly the
     `leaf_modules` classes: the graph then calls `torch.nn.functional` and builtin ops instead of
-    modules (the seed's FunctionalTracer in test_normalize_args, with BatchNorm2d the only leaf)."""
+    modules (the torch test's FunctionalTracer in test_normalize_args, with BatchNorm2d the only leaf)."""
 
     def _is_leaf(self, module: torch.nn.Module, leaves: tuple[type, ...], default: bool) -> bool:
         return type(module) in leaves

@@ -48,7 +48,7 @@ PositiveFinite = Annotated[FiniteFloat, Field(gt=0)]
 
 
 def _parse_memory(value: Any) -> int:
-    """Accept plain bytes as the seed writes them and human units; reject everything else clearly."""
+    """Accept plain bytes as torch's tests write them and human units; reject everything else clearly."""
     if isinstance(value, bool):
         raise PydanticCustomError("memory", "is not a memory size; expected " + MEMORY_FORMS)
     try:

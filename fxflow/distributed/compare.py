@@ -2,7 +2,7 @@
 
 The Partition transform's facts give, per partition, torch's latency triple
 `[mem, compute, overall]` and a `critical_path_latency`, in the latency model's units (seconds
-for `MeasuredLatency`, bytes-as-seconds for the seed's size rules). The measurement gives
+for `MeasuredLatency`, bytes-as-seconds for the torch test's size rules). The measurement gives
 seconds. `compare_with_prediction` puts them side by side; where the units differ, the ratio
 to the *scaled* prediction (one seconds-per-unit factor over all partitions) still shows
 whether the model ranks and weighs the partitions right.

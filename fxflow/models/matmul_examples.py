@@ -1,4 +1,4 @@
-"""Matrix-multiply patterns for `torch.fx.experimental.merge_matmul` (imported by the seed).
+"""Matrix-multiply patterns for `torch.fx.experimental.merge_matmul` (imported by torch's test_fx_experimental.py).
 
 merge_matmul concatenates the left operands of independent `torch.matmul` calls that share one
 right-hand side and splits the single product again. Only the first pattern here qualifies;

@@ -1,4 +1,4 @@
-"""Modules from the seed's normalization and type-annotation tests; each docstring names its test.
+"""Modules from torch's normalization and type-annotation tests; each docstring names its test.
 
 No `from __future__ import annotations` here: the type passes read `forward`'s annotations as
 types, and postponed evaluation would turn them into strings.
@@ -17,7 +17,7 @@ class BinaryOperators(nn.Module):
     """Each of `ops` called tensor-tensor, `op(x, y)`, and tensor-scalar, `op(x, scalar)`
     (test_normalize_binary_operators: the twelve ops, scalar 42). Returns the results in that order.
 
-    The seed traces one wrapper module per op and call form; one module holding all of them gives
+    The torch test traces one wrapper module per op and call form; one module holding all of them gives
     the same graph nodes (one `torch.<op>` call each) in a single trace.
     """
 
@@ -47,12 +47,12 @@ class AddListItems(nn.Module):
     """torch.add(a[0], a[1]) with `a: List[torch.Tensor]` (test_normalize_args_perserve_type):
     the placeholder's annotation must survive normalization."""
 
-    def forward(self, a: List[torch.Tensor]) -> torch.Tensor:  # noqa: UP006 - the seed's typing.List
+    def forward(self, a: List[torch.Tensor]) -> torch.Tensor:  # noqa: UP006 - the torch test's typing.List
         return torch.add(a[0], a[1])
 
 
 class CustomType:
-    """An opaque user type (test_annotate_getitem_node). The seed's is empty because it only
+    """An opaque user type (test_annotate_getitem_node). The torch test's is empty because it only
     traces; this one holds a value and adds like it, so the traced module can also be run and
     proven equal to the eager one."""
 

@@ -1,6 +1,6 @@
-"""Modules from the seed's fusion and inference-optimization tests; each docstring names its test.
+"""Modules from torch's fusion and inference-optimization tests; each docstring names its test.
 
-The seed defines them inside the test functions; here they are importable so recipes can name
+The torch tests define them inside the test functions; here they are importable so recipes can name
 them (`_target_: fxflow.models.optimization_examples.ConvBnReluBranches`).
 """
 
@@ -15,7 +15,7 @@ class ConvBnReluBranches(nn.Module):
     (test_optimize_for_inference_cpu: depth 10).
 
     `dropout` > 0 appends a Dropout after every ReLU, so `remove_dropout` has something to remove;
-    the seed's model has none.
+    the torch test's model has none.
     """
 
     def __init__(self, depth: int = 10, channels: int = 3, dropout: float = 0.0) -> None:

@@ -1,7 +1,7 @@
-"""Small modules from the seed's partitioner tests; each docstring names the test it comes from.
+"""Small modules from torch's partitioner tests; each docstring names the test it comes from.
 
 Several draw `torch.rand(4)` inside forward: symbolic tracing freezes those values as graph
-constants (`_tensor_constant0`), which is what gives the seed's byte counts.
+constants (`_tensor_constant0`), which is what gives the torch test's byte counts.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from torch import nn
 
 
 class _WithLinear(nn.Module):
-    """Base of the seed modules that own one Linear(4, 4)."""
+    """Base of the torch-test modules that own one Linear(4, 4)."""
 
     def __init__(self) -> None:
         super().__init__()

@@ -1,4 +1,4 @@
-"""The recommendation model of the seed's `test_sparse_nn_partition`: a bottom MLP over dense
+"""The recommendation model of torch's `test_sparse_nn_partition`: a bottom MLP over dense
 features, five sum-pooled EmbeddingBag tables (500k, 1M, 1M, 1M, 500k rows of width 4), and
 a top MLP over their concatenation. The tables hold ~64 MB of weights, so they dominate any
 partitioning over memory-limited devices.
@@ -28,7 +28,7 @@ class SparseNN(nn.Module):
 
     def forward(self, a: torch.Tensor, b: torch.Tensor, offset: torch.Tensor) -> torch.Tensor:
         x = self.bottom_layers(a)
-        # Ids drawn inside forward, as the seed does; tracing freezes them into the graph.
+        # Ids drawn inside forward, as the torch test does; tracing freezes them into the graph.
         c = [torch.randint(10, (8,)) + b for _ in self.embedding_layers]
         y = []
         for i, table in enumerate(self.embedding_layers):

@@ -9,7 +9,7 @@ installed (`pip install 'fxflow[vision]'`). Their model configs state `requires.
     classifier("densenet121", source="torchvision")          # needs torchvision
     classifier("resnet18", warmup_shape=[3, 3, 64, 64])      # BatchNorm statistics moved off their defaults
 
-`warmup_shape` runs one train-mode forward on a random batch of that shape, as the seed does
+`warmup_shape` runs one train-mode forward on a random batch of that shape, as the torch test does
 before switching to eval: the BatchNorm running statistics then differ from their initial 0/1,
 so folding them into the convolutions is a real computation rather than a near-identity.
 """

@@ -1,7 +1,7 @@
 """Latency models: how long each node takes, for cost-aware partitioning and critical-path figures.
 
 Each model maps the sized nodes of a graph to torch's `NodeLatency(mem_latency_sec,
-computer_latency_sec)`. Units are whatever the model says; the seed's tests use bytes
+computer_latency_sec)`. Units are whatever the model says; torch's tests use bytes
 as seconds, and the figures they assert (208.0, 160.0) come out of those rules.
 """
 
@@ -36,7 +36,7 @@ def _compute_nodes(gm: GraphModule) -> list[Node]:
 
 
 class SizeRuleLatency(LatencyModel):
-    """Latency derived from node sizes, as the seed's latency tests write it by hand.
+    """Latency derived from node sizes, as torch's latency tests write it by hand.
 
     Memory latency is the node's total bytes. Compute latency depends on whether the node
     carries weights: a node whose total size equals its output size (an element-wise op)
