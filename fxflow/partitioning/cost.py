@@ -155,7 +155,7 @@ def pipeline_latency(problem: Problem, placement: Placement, latencies: list[Par
     inbound = inbound_bytes(problem, placement, with_aux=True)
     total = 0.0
     for lat, b in zip(latencies, inbound):
-        total = total + lat.overall_latency_sec + _transfer(problem, b)
+        total += lat.overall_latency_sec + _transfer(problem, b)
     return total
 
 
