@@ -70,11 +70,15 @@ class _Model:
             lo.append(a)
             hi.append(b)
         matrix = coo_array((vals, (r, k)), shape=(len(self.rows), n)).tocsr()
-        options = {"mip_rel_gap": 1e-9}
+        options: dict = {"mip_rel_gap": 1e-9}
         if time_limit_s is not None:
             options["time_limit"] = float(time_limit_s)
-        return milp(c, constraints=[LinearConstraint(matrix, lo, hi)], integrality=np.array(self.integer),
-                    bounds=Bounds(self.lower, self.upper), options=options)
+        args = dict(constraints=[LinearConstraint(matrix, lo, hi)], integrality=np.array(self.integer),
+                    bounds=Bounds(self.lower, self.upper))
+        solution = milp(c, options=options, **args)
+        if solution.status == 4:  # HiGHS' presolve occasionally fails on these models; solving without it works
+            solution = milp(c, options=dict(options, presolve=False), **args)
+        return solution
 
 
 def milp_partition(problem: Problem, objective: Objective = "latency", time_limit_s: float | None = 60.0) -> Result:
@@ -118,7 +122,7 @@ def milp_partition(problem: Problem, objective: Objective = "latency", time_limi
             m.row({y: 1.0, x[u][q]: -1.0, x[v][d]: -1.0}, lo=-1.0)
     crossing: dict[tuple[int, int], dict[int, float]] = defaultdict(dict)  # (q, d) -> bytes terms of the transfer
     for u, users in enumerate(problem.users):
-        if not users:
+        if not users or not tt:
             continue
         for (q, d) in feeds:
             z = m.var(0, 1)
@@ -134,7 +138,7 @@ def milp_partition(problem: Problem, objective: Objective = "latency", time_limi
                 m.row({per_device[d]: 1.0, x[v][d]: -1.0}, lo=0.0)
         reads.append(per_device)
     aux_crossing: dict[tuple[int, int], dict[int, float]] = defaultdict(dict)
-    if objective == "latency":
+    if objective == "latency" and tt:
         for a, users in enumerate(problem.aux_users):
             if not users:
                 continue
