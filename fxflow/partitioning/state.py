@@ -42,7 +42,8 @@ class PlacementState:
         self.mem = [0] * k
         self.users_in: list[dict[int, int]] = [{} for _ in range(problem.num_nodes)]
         self.aux_in: list[dict[int, int]] = [{} for _ in problem.aux_names]
-        self.edges = [[0] * k for _ in range(k)]
+        self.edges = [[0] * k for _ in range(k)]  # data edges between partitions
+        self.edge_bytes = [[0] * k for _ in range(k)]  # their bytes, once per edge (the receivers' buffers)
         self.comm = [[0] * k for _ in range(k)]
         self.shared = [[0] * k for _ in range(k)]
         self.latency: list[float | None] = [0.0] * k
@@ -86,6 +87,11 @@ class PlacementState:
                 shrink += p.aux_bytes[a]
         return shrink
 
+    def merged_bytes(self, p: int, q: int) -> int:
+        """Bytes of partitions p and q as one: the buffers between them and the aux nodes both
+        read are no longer counted twice."""
+        return self.mem[p] + self.mem[q] - self.edge_bytes[p][q] - self.edge_bytes[q][p] - self.shared[p][q]
+
     def fits(self, v: int, d: int) -> bool:
         return self.mem[d] + self.added_bytes(v, d) <= self.problem.devices[d].mem_bytes
 
@@ -117,6 +123,7 @@ class PlacementState:
                 ui[src] -= 1
                 if src != r:
                     self.edges[r][src] -= 1
+                    self.edge_bytes[r][src] -= out[u]
                     if ui[src] == 0:
                         self.comm[r][src] -= out[u]
             if d != UNPLACED:
@@ -124,6 +131,7 @@ class PlacementState:
                 ui[d] = before + 1
                 if d != r:
                     self.edges[r][d] += 1
+                    self.edge_bytes[r][d] += out[u]
                     if before == 0:
                         self.comm[r][d] += out[u]
         # v as a producer for its users
@@ -132,9 +140,11 @@ class PlacementState:
                 continue
             if src != UNPLACED and t != src:
                 self.edges[src][t] -= n
+                self.edge_bytes[src][t] -= n * out[v]
                 self.comm[src][t] -= out[v]
             if d != UNPLACED and t != d:
                 self.edges[d][t] += n
+                self.edge_bytes[d][t] += n * out[v]
                 self.comm[d][t] += out[v]
         for a in p.aux_inputs[v]:
             holders = self.aux_in[a]

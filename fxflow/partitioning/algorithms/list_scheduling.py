@@ -77,14 +77,18 @@ def greedy(problem: Problem, objective: str, order: str = "upward_rank", respect
     return state
 
 
-def construct(problem: Problem, objective: str, deadline: float | None = None) -> tuple[PlacementState | None, str]:
-    """A placement that fits: the greedy in upward-rank, graph and earliest-start order, else the
-    memory-blind greedy repaired by moving nodes off crowded devices. (None, reason) if all fail."""
+def construct(problem: Problem, objective: str, deadline: float | None = None,
+              allow_repair: bool = True) -> tuple[PlacementState | None, str]:
+    """A placement that fits: the greedy in upward-rank, graph and earliest-start order, else (with
+    `allow_repair`) the memory-blind greedy repaired by moving nodes off crowded devices.
+    Returns (None, reason) if all fail."""
     for order in ("upward_rank", "graph", "earliest_start"):
         state = greedy(problem, objective, order)
         if state is not None:
             return state, f"greedy/{order}"
-    state = greedy(problem, objective, "upward_rank", respect_memory=False)
-    if state is not None and repair(state, objective, deadline):
-        return state, "greedy/repaired"
-    return None, "the greedy found no device for some node and moving nodes off crowded devices did not help"
+    if allow_repair:
+        state = greedy(problem, objective, "upward_rank", respect_memory=False)
+        if state is not None and repair(state, deadline):
+            return state, "greedy/repaired"
+    return None, "the greedy found no device for some node" + (
+        " and moving nodes off crowded devices did not help" if allow_repair else "")

@@ -4,8 +4,7 @@ Candidates are nodes on a partition boundary (a producer or consumer elsewhere),
 partitions of their neighbours and on one idle device; a move is kept when every device stays
 within budget, the partitions stay acyclic and the objective drops. When no single move
 helps, pairs of boundary nodes of two neighbouring partitions are swapped, and when that does not
-help either, whole partitions are moved: onto another device (swapping with what is there) or
-into another partition. Stops at a local optimum, after `max_rounds`, or at `deadline` (a
+help either, partitions are merged where one device can hold both. Stops at a local optimum, after `max_rounds`, or at `deadline` (a
 `time.perf_counter()` value).
 
     improve(state, "latency", deadline=time.perf_counter() + 1.0)
@@ -20,7 +19,7 @@ from fxflow.partitioning.state import PlacementState
 
 # Up to this many nodes, every node is tried on every partition (not only boundary nodes on
 # their neighbours' partitions), and every pair of nodes in two partitions is tried as a swap.
-EXHAUSTIVE_NODES = 200
+EXHAUSTIVE_NODES = 100
 
 
 def _better(new: float, old: float) -> bool:
@@ -148,6 +147,8 @@ def iterated(state: PlacementState, objective: str, deadline: float | None = Non
     for _ in range(kicks):
         if deadline is not None and time.perf_counter() > deadline:
             break
+        if rng.random() < 0.25:
+            _exchange_devices(state, rng)
         for v in rng.sample(range(state.problem.num_nodes), min(state.problem.num_nodes, rng.randint(1, 3))):
             options = [d for d in range(state.k) if d != state.part[v] and _fits_after(state, v, d)]
             rng.shuffle(options)
@@ -170,25 +171,20 @@ def iterated(state: PlacementState, objective: str, deadline: float | None = Non
 
 
 def _block_round(state: PlacementState, objective: str, current: float, deadline: float | None) -> tuple[int, float]:
-    """Try every partition on every other device (exchanging contents) and merged into every other partition."""
+    """Try merging every partition into every other one that can hold both."""
     budgets = [d.mem_bytes for d in state.problem.devices]
     for p in range(state.k):
-        for d in range(state.k):
-            if d == p or not state.members[p] or (deadline is not None and time.perf_counter() > deadline):
+        for q in range(state.k):
+            if q == p or not state.members[p] or not state.members[q] or state.merged_bytes(p, q) > budgets[q]:
                 continue
-            for merge in (False, True):
-                if merge and not state.members[d]:
-                    continue
-                moving, staying = sorted(state.members[p]), sorted(state.members[d])
-                tokens = [state.move(v, d) for v in moving]
-                if not merge:
-                    tokens += [state.move(v, p) for v in staying]
-                ok = all(m <= b for m, b in zip(state.mem, budgets)) and state.order() is not None
-                value = state.objective(objective) if ok else float("inf")
-                if _better(value, current):
-                    return 1, value
-                for token in reversed(tokens):
-                    state.undo(token)
+            if deadline is not None and time.perf_counter() > deadline:
+                return 0, current
+            tokens = [state.move(v, q) for v in sorted(state.members[p])]
+            value = state.objective(objective) if state.order() is not None else float("inf")
+            if _better(value, current):
+                return 1, value
+            for token in reversed(tokens):
+                state.undo(token)
     return 0, current
 
 
@@ -197,30 +193,49 @@ def overflow(state: PlacementState) -> int:
     return sum(max(0, m - d.mem_bytes) for m, d in zip(state.mem, state.problem.devices))
 
 
-def repair(state: PlacementState, objective: str, deadline: float | None = None) -> bool:
-    """Move nodes off over-budget devices, best overflow reduction first (ties: better objective),
-    keeping the partitions acyclic. True when every device fits in the end."""
-    current = overflow(state)
+def repair(state: PlacementState, deadline: float | None = None) -> bool:
+    """Move nodes off over-budget devices, largest overflow reduction first, keeping the partitions
+    acyclic. True when every device fits in the end."""
     budgets = [d.mem_bytes for d in state.problem.devices]
+    current = overflow(state)
     while current > 0:
         if deadline is not None and time.perf_counter() > deadline:
             return False
-        crowded = {d for d in range(state.k) if state.mem[d] > budgets[d]}
         best = None
         for v in range(state.problem.num_nodes):
-            if state.part[v] not in crowded:
+            src = state.part[v]
+            if state.mem[src] <= budgets[src]:
                 continue
+            shrink = state.freed_bytes(v)
             for d in range(state.k):
-                if d == state.part[v]:
+                if d == src:
                     continue
-                token = state.move(v, d)
-                if state.order() is not None:
-                    key = (overflow(state), state.objective(objective), v, d)
-                    if key[0] < current and (best is None or key < best):
-                        best = key
-                state.undo(token)
+                grow = state.added_bytes(v, d)
+                after = (current - min(shrink, state.mem[src] - budgets[src])
+                         + max(0, state.mem[d] + grow - max(budgets[d], state.mem[d])))
+                if after < current and (best is None or (after, v, d) < best):
+                    token = state.move(v, d)
+                    if state.order() is not None:
+                        best = (after, v, d)
+                    state.undo(token)
         if best is None:
             return False
-        state.move(best[2], best[3])
-        current = best[0]
+        state.move(best[1], best[2])
+        current = overflow(state)
     return True
+
+
+def _exchange_devices(state: PlacementState, rng: random.Random) -> None:
+    """Swap the contents of two devices (one may be idle) when both still fit: no better by itself
+    with interchangeable links, but it frees a larger device for what comes next."""
+    budgets = [d.mem_bytes for d in state.problem.devices]
+    pairs = [(p, q) for p in range(state.k) for q in range(p + 1, state.k)
+             if (state.members[p] or state.members[q]) and state.mem[p] <= budgets[q] and state.mem[q] <= budgets[p]]
+    if not pairs:
+        return
+    p, q = rng.choice(pairs)
+    first, second = sorted(state.members[p]), sorted(state.members[q])
+    for v in first:
+        state.move(v, q)
+    for v in second:
+        state.move(v, p)

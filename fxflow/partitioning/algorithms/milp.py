@@ -15,8 +15,9 @@ the right value by the objective pushing it down:
   (torch's critical path); throughput objective: minimise max L[d] + inbound transfer(d);
 * no cycles: an order p[d] with p[d] >= p[q] + 1 when y[q,d].
 
-Interchangeable devices (same budget, own logical id) are ordered by their first node, which
-removes symmetric copies of each solution.
+Interchangeable devices (same budget, own logical id) only pass data to higher indices, which
+removes symmetric copies of each solution; the critical path is at least the heaviest node
+path, and at most `upper_bound` when one is given.
 
     result = milp_partition(problem, objective="latency", time_limit_s=30)
     result.optimal, result.info["status"], result.info["dual_bound"]
@@ -81,8 +82,12 @@ class _Model:
         return solution
 
 
-def milp_partition(problem: Problem, objective: Objective = "latency", time_limit_s: float | None = 60.0) -> Result:
-    """Best placement (one partition per device) for `objective`, or the best found in `time_limit_s`."""
+def milp_partition(problem: Problem, objective: Objective = "latency", time_limit_s: float | None = 60.0,
+                   upper_bound: float | None = None) -> Result:
+    """Best placement (one partition per device) for `objective`, or the best found in `time_limit_s`.
+
+    `upper_bound`, an objective value some placement is known to reach (say, another
+    algorithm's), prunes the search without changing the optimum."""
     started = time.perf_counter()
     refuse_if_unplaceable(problem)
     if objective not in ("latency", "throughput"):
@@ -160,11 +165,19 @@ def milp_partition(problem: Problem, objective: Objective = "latency", time_limi
                 coeffs[e] = problem.output_bytes[u] / budget
         m.row(coeffs, hi=dev.mem_bytes / budget)
 
+    groups = _interchangeable(problem)
+    group_of = {d: g for g, members in enumerate(groups) for d in members}
     order = [m.var(0, k - 1) for _ in range(k)]
     for (q, d), y in feeds.items():
+        if q in group_of and group_of.get(d) == group_of[q]:
+            if q > d:  # within a group of interchangeable devices, data flows to higher indices
+                m.upper[y] = 0.0
+            continue
         m.row({order[d]: 1.0, order[q]: -1.0, y: -float(k)}, lo=1.0 - k)
 
-    worst = m.var(0, big)
+    lowest = _longest_path(problem) / scale if objective == "latency" else max(wt)
+    highest = big if upper_bound is None else min(big, upper_bound / scale * (1 + 1e-9) + 1e-12)
+    worst = m.var(lowest, highest)
     if objective == "latency":
         start = [m.var(0, big) for _ in range(k)]
         for (q, d), y in feeds.items():
@@ -184,7 +197,6 @@ def milp_partition(problem: Problem, objective: Objective = "latency", time_limi
                         row[var] = row.get(var, 0.0) - nbytes * tt
             m.row(row, lo=0.0)
 
-    _break_symmetry(problem, m, x)
     solution = m.solve({worst: 1.0}, time_limit_s)
     info = {"status": solution.message, "seconds": time.perf_counter() - started, "variables": len(m.lower),
             "constraints": len(m.rows)}
@@ -205,19 +217,21 @@ def milp_partition(problem: Problem, objective: Objective = "latency", time_limi
     return Result(placement, "milp", objective, objective_value(problem, placement, objective), optimal=optimal, info=info)
 
 
-def _break_symmetry(problem: Problem, m: _Model, x: list[list[int]]) -> None:
-    """Among devices with the same budget and a logical id of their own, device j+1 may take node v
-    only if device j took an earlier node: every solution keeps one copy, its devices ordered by first node."""
-    devices = problem.devices
-    ids = [d.logical_id for d in devices]
+def _interchangeable(problem: Problem) -> list[list[int]]:
+    """Groups (of two or more) of devices with the same budget and each a logical id of its own: any
+    placement can be relabelled within a group so that data only flows to higher device indices."""
+    ids = [d.logical_id for d in problem.devices]
     groups: dict[int, list[int]] = defaultdict(list)
-    for d, dev in enumerate(devices):
+    for d, dev in enumerate(problem.devices):
         if ids.count(dev.logical_id) == 1:
             groups[dev.mem_bytes].append(d)
-    for group in groups.values():
-        for prev, cur in zip(group, group[1:]):
-            for v in range(problem.num_nodes):
-                row = {x[v][cur]: 1.0}
-                for u in range(v):
-                    row[x[u][prev]] = -1.0
-                m.row(row, hi=0.0)
+    return [g for g in groups.values() if len(g) > 1]
+
+
+def _longest_path(problem: Problem) -> float:
+    """The heaviest node path: no placement's critical path is shorter."""
+    w = problem.weights
+    ending = [0.0] * problem.num_nodes
+    for v, preds in enumerate(problem.inputs):
+        ending[v] = max((ending[u] for u in preds), default=0.0) + w[v]
+    return max(ending, default=0.0)

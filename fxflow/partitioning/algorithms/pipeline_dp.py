@@ -90,7 +90,7 @@ def _best_segments(problem: Problem, objective: str, order_name: str) -> tuple[l
     last_user = [max(us, default=-1) for us in problem.users]
 
     longest = np.zeros(n + 1)  # longest path of segment [a, b), per start a
-    memory = np.zeros(n + 1, dtype=np.int64)  # bytes of segment [a, b)
+    memory = np.zeros(n + 1, dtype=np.int64)  # bytes of segment [a, b) besides its nodes' own sizes
     inbound = np.zeros(n + 1, dtype=np.int64)  # bytes crossing into segment [a, b)
     ending: dict[int, tuple[int, np.ndarray]] = {}  # node u -> (first start, longest path ending at u per start)
     seen_user = [-1] * n
@@ -104,18 +104,24 @@ def _best_segments(problem: Problem, objective: str, order_name: str) -> tuple[l
         while prefix[b] - prefix[lo] > biggest:
             lo += 1
         width = b - lo
-        best = np.full(width, -np.inf)
-        for u in problem.inputs[v]:
-            if u >= lo:
+        inside = [u for u in problem.inputs[v] if u >= lo]
+        if len(inside) == 1:  # the common case: one producer within reach
+            u = inside[0]
+            start, path = ending[u]
+            path_v = np.empty(width)
+            np.add(path[lo - start : u - start + 1], weights[v], out=path_v[: u - lo + 1])
+            path_v[u - lo + 1 :] = weights[v]
+        else:
+            best = np.full(width, -np.inf)
+            for u in inside:
                 start, path = ending[u]
                 np.maximum(best[: u - lo + 1], path[lo - start : u - start + 1], out=best[: u - lo + 1])
-        path_v = np.where(best == -np.inf, 0.0, best) + weights[v]
+            path_v = np.where(best == -np.inf, 0.0, best) + weights[v]
         ending[v] = (lo, path_v)
         longest[v] = 0.0
         memory[v] = 0
         inbound[v] = 0
         np.maximum(longest[lo:b], path_v, out=longest[lo:b])
-        memory[lo:b] += sizes[v]
         for u in problem.inputs[v]:
             if u + 1 < b:
                 memory[max(lo, u + 1) : b] += out[u]
@@ -134,17 +140,22 @@ def _best_segments(problem: Problem, objective: str, order_name: str) -> tuple[l
         if not problem.users[v]:
             ending.pop(v, None)
 
-        cost = longest[lo:b] + inbound[lo:b] / rate if rate > 0 else longest[lo:b]
-        seg_memory = memory[lo:b]
         done, rest = prefix[b], prefix[n] - prefix[b]
+        active = []
         for s, target, c in transitions:
             if capacity[target] < done or everything - capacity[target] < rest:
                 continue
-            first = max(lo, first_cut[s])
-            last = min(b - 1, last_cut[s])
-            if first > last:
-                continue
-            window = slice(first - lo, last + 1 - lo)
+            first, last = max(lo, first_cut[s]), min(b - 1, last_cut[s])
+            if first <= last:
+                active.append((s, target, c, first, last))
+        if not active:
+            continue
+        low = min(t[3] for t in active)
+        high = max(t[4] for t in active) + 1
+        cost = longest[low:high] + inbound[low:high] / rate if rate > 0 else longest[low:high]
+        seg_memory = (prefix[b] - prefix[low:high]) + memory[low:high]
+        for s, target, c, first, last in active:
+            window = slice(first - low, last + 1 - low)
             previous = value[s, first : last + 1]
             candidate = previous + cost[window] if latency else np.maximum(previous, cost[window])
             candidate[seg_memory[window] > mems[c]] = np.inf
@@ -183,9 +194,13 @@ def _refusal(problem: Problem, value: np.ndarray, used: list[list[int]], counts:
     free = max(sum((counts[c] - used[s][c]) * mems[c] for c in range(len(counts)))
                for s in range(value.shape[0]) if np.isfinite(value[s, furthest]))
     rest = int(prefix[-1] - prefix[furthest])
+    if rest > free:
+        why = f"short by {rest - free} B"
+    else:
+        why = "too little once split into device-sized pieces with buffers for the data crossing the cuts"
     return PlacementRefused(
         f"no contiguous split of the {order_name} order fits the devices: they hold at most the first {furthest} of "
-        f"{problem.num_nodes} nodes; from '{problem.names[furthest]}' on, {rest} B of nodes remain for {free} B of unused "
-        f"devices (short by {rest - free} B before counting the buffers of data crossing cuts)",
+        f"{problem.num_nodes} nodes; from '{problem.names[furthest]}' on, {rest} B of nodes remain for {free} B of "
+        f"unused devices: {why}",
         problem.names[furthest], rest, free,
     )

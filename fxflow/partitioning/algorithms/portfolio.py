@@ -1,11 +1,14 @@
 """Several starts, each improved locally; the best one wins.
 
-Starts: the optimal contiguous split of the graph order and of the earliest-start order (the
-latter cuts parallel branches at equal depth), and the list-scheduling greedy. Each is then
-improved by `local_search.improve` within its share of the time limit.
+Starts: the optimal contiguous split of the graph order, and of the earliest-start order when
+that differs (it cuts parallel branches at equal depth); the list-scheduling greedy on graphs
+of up to `GREEDY_MAX_WORK` node-device pairs (it costs one objective evaluation per pair).
+Each start is then improved by local search within its share of `time_limit_s`; on small
+graphs with random kicks as well (`kicks` per start, seeded, so the result is reproducible
+unless the time limit cuts the search short).
 
     result = best_of(problem, objective="latency", time_limit_s=1.0)
-    result.info["candidates"]      # value of every start before and after improvement
+    result.info["candidates"]      # objective of every start before and after improvement
 """
 
 from __future__ import annotations
@@ -17,41 +20,51 @@ from fxflow.partitioning.algorithms.local_search import EXHAUSTIVE_NODES, improv
 from fxflow.partitioning.algorithms.pipeline_dp import pipeline_split
 from fxflow.partitioning.cost import Objective, objective_value
 from fxflow.partitioning.errors import PlacementRefused, refuse_if_unplaceable
+from fxflow.partitioning.orders import earliest_start_order
 from fxflow.partitioning.problem import Problem
 from fxflow.partitioning.result import Result
 from fxflow.partitioning.state import PlacementState
 
+GREEDY_MAX_WORK = 20_000
 
-def best_of(problem: Problem, objective: Objective = "latency", time_limit_s: float | None = 5.0) -> Result:
+
+def best_of(problem: Problem, objective: Objective = "latency", time_limit_s: float | None = 2.0, kicks: int = 20) -> Result:
     started = time.perf_counter()
+    deadline = None if time_limit_s is None else started + time_limit_s
     refuse_if_unplaceable(problem)
     starts: list[tuple[str, PlacementState]] = []
-    refusal: PlacementRefused | None = None
-    for order in ("graph", "earliest_start"):
+    reasons = []
+    orders = ["graph"]
+    if earliest_start_order(problem) != list(range(problem.num_nodes)):
+        orders.append("earliest_start")
+    for order in orders:
         try:
             split = pipeline_split(problem, objective, order).placement
         except PlacementRefused as exc:
-            refusal = refusal or exc
+            reasons.append(str(exc))
             continue
         starts.append((f"pipeline/{order}", PlacementState(problem, [split.devices[p][0] for p in split.partition_of])))
-    scheduled, how = construct(problem, objective)
-    if scheduled is not None:
-        starts.append((f"list_scheduling ({how})", scheduled))
+    if problem.num_nodes * len(problem.devices) <= GREEDY_MAX_WORK or not starts:
+        scheduled, how = construct(problem, objective, deadline, allow_repair=not starts)
+        if scheduled is not None:
+            starts.append((f"list_scheduling ({how})", scheduled))
+        else:
+            reasons.append(how)
     if not starts:
-        raise refusal or PlacementRefused("no start placement fits the devices", "all devices", problem.min_bytes,
-                                          sum(d.mem_bytes for d in problem.devices))
+        raise PlacementRefused(
+            "no placement found (the devices may still admit one; algorithm='milp' decides on small graphs): "
+            + "; ".join(reasons), "all devices", problem.min_bytes, sum(d.mem_bytes for d in problem.devices))
     candidates = {}
-    best_name, best_state, best_value = None, None, float("inf")
+    best_name, best_state, best_value = "", starts[0][1], float("inf")
     for i, (name, state) in enumerate(starts):
         before = state.objective(objective)
-        deadline = None
-        if time_limit_s is not None:
-            left = time_limit_s - (time.perf_counter() - started)
-            deadline = time.perf_counter() + max(0.0, left) / (len(starts) - i)
-        if problem.num_nodes <= EXHAUSTIVE_NODES:
-            iterated(state, objective, deadline, seed=i)
+        share = None
+        if deadline is not None:
+            share = time.perf_counter() + max(0.0, deadline - time.perf_counter()) / (len(starts) - i)
+        if problem.num_nodes <= EXHAUSTIVE_NODES and kicks:
+            iterated(state, objective, share, kicks=kicks, seed=i)
         else:
-            improve(state, objective, deadline)
+            improve(state, objective, share)
         after = state.objective(objective)
         candidates[name] = {"start": before, "improved": after}
         if after < best_value:
