@@ -54,8 +54,39 @@ class PlacementState:
         logical = [d.logical_id for d in problem.devices]
         self.free_link = [[logical[a] == logical[b] for b in range(k)] for a in range(k)]
         if partition_of is not None:
-            for v, d in enumerate(partition_of):
-                self.move(v, d)
+            self._load(partition_of)
+
+    def _load(self, device_of: list[int]) -> None:
+        """Place every node at once (what n calls of `move` would do, in one pass)."""
+        p = self.problem
+        out = p.output_bytes
+        self.part = part = list(device_of)
+        for v, d in enumerate(part):
+            self.members[d].add(v)
+            self.mem[d] += p.size_bytes[v]
+            for u in p.inputs[v]:
+                r = part[u]
+                ui = self.users_in[u]
+                ui[d] = ui.get(d, 0) + 1
+                if r != d:
+                    self.mem[d] += out[u]
+                    self.edges[r][d] += 1
+                    self.edge_bytes[r][d] += out[u]
+                    if ui[d] == 1:
+                        self.comm[r][d] += out[u]
+            for a in p.aux_inputs[v]:
+                holders = self.aux_in[a]
+                holders[d] = holders.get(d, 0) + 1
+        for a, holders in enumerate(self.aux_in):
+            on = sorted(holders)
+            for d in on:
+                self.mem[d] += p.aux_bytes[a]
+            for i, q in enumerate(on):
+                for r in on[i + 1:]:
+                    self.shared[q][r] += p.aux_bytes[a]
+                    self.shared[r][q] += p.aux_bytes[a]
+        self.remaining = 0
+        self.latency = [None] * self.k
 
     # -- memory -------------------------------------------------------------------------------
     def added_bytes(self, v: int, d: int) -> int:

@@ -41,19 +41,25 @@ def pipeline_split(problem: Problem, objective: Objective = "latency", order: st
     refuse_if_unplaceable(problem)
     if order not in ORDERS:
         raise ValueError(f"order must be one of {sorted(ORDERS)}, not {order!r}")
-    sequence = ORDERS[order](problem)
-    ordered = permuted(problem, sequence)
-    segments, value = _best_segments(ordered, objective, order)
-    partition_of = [0] * problem.num_nodes
-    for pid, (a, b, _) in enumerate(segments):
-        for i in range(a, b):
-            partition_of[sequence[i]] = pid
-    placement = canonical(problem, Placement(tuple(partition_of), tuple((d,) for _, _, d in segments)))
+    devices_of, value = best_split(problem, objective, ORDERS[order](problem), order)
+    used = sorted(set(devices_of))
+    index = {d: i for i, d in enumerate(used)}
+    placement = canonical(problem, Placement(tuple(index[d] for d in devices_of), tuple((d,) for d in used)))
     return Result(
         placement, "pipeline", objective, objective_value(problem, placement, objective), optimal=None,
         info={"order": order, "contiguous_optimum": value, "optimal_among_contiguous_splits": True,
               "seconds": time.perf_counter() - started},
     )
+
+
+def best_split(problem: Problem, objective: str, sequence: list[int], order_name: str = "given") -> tuple[list[int], float]:
+    """The device of every node in the best split of `sequence` (a topological order), and its value."""
+    segments, value = _best_segments(permuted(problem, sequence), objective, order_name)
+    device_of = [0] * problem.num_nodes
+    for a, b, d in segments:
+        for i in range(a, b):
+            device_of[sequence[i]] = d
+    return device_of, value
 
 
 def _best_segments(problem: Problem, objective: str, order_name: str) -> tuple[list[tuple[int, int, int]], float]:
@@ -118,9 +124,6 @@ def _best_segments(problem: Problem, objective: str, order_name: str) -> tuple[l
                 np.maximum(best[: u - lo + 1], path[lo - start : u - start + 1], out=best[: u - lo + 1])
             path_v = np.where(best == -np.inf, 0.0, best) + weights[v]
         ending[v] = (lo, path_v)
-        longest[v] = 0.0
-        memory[v] = 0
-        inbound[v] = 0
         np.maximum(longest[lo:b], path_v, out=longest[lo:b])
         for u in problem.inputs[v]:
             if u + 1 < b:
