@@ -45,11 +45,24 @@ def upward_ranks(problem: Problem) -> list[float]:
     return rank
 
 
+def downward_rank_order(problem: Problem) -> list[int]:
+    """Reverse topological: longest path (weights and transfers) from the start to a node, largest
+    first, so the end of the graph comes first and, among parallel branches, the longest."""
+    rate = problem.transfer_rate_bytes_per_sec
+    w = problem.weights
+    rank = [0.0] * problem.num_nodes
+    for v, preds in enumerate(problem.inputs):
+        rank[v] = w[v] + max(((problem.output_bytes[u] / rate if rate > 0 else 0.0) + rank[u] for u in preds), default=0.0)
+    return sorted(range(problem.num_nodes), key=lambda v: (-rank[v], -v))
+
+
 ORDERS: dict[str, Callable[[Problem], list[int]]] = {
     "graph": graph_order,
     "earliest_start": earliest_start_order,
     "upward_rank": upward_rank_order,
 }
+# Orders that place the end of the graph first (for list scheduling, not for contiguous splits).
+REVERSE_ORDERS: dict[str, Callable[[Problem], list[int]]] = {"downward_rank": downward_rank_order}
 
 
 def permuted(problem: Problem, order: Sequence[int]) -> Problem:

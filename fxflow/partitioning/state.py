@@ -28,6 +28,7 @@ class _Undo:
     target: int
     latencies: tuple[float | None, ...]
     recomputed: tuple[int, ...]
+    flags: tuple[tuple[bool, bool], ...]
 
 
 class PlacementState:
@@ -48,7 +49,9 @@ class PlacementState:
         self.shared = [[0] * k for _ in range(k)]
         self.latency: list[float | None] = [0.0] * k
         self.path = [0.0] * problem.num_nodes  # longest path ending at a node, within its partition
+        self.tail = [0.0] * problem.num_nodes  # longest path starting at a node, within its partition
         self.paths_ok = [True] * k  # whether `path` is current for a partition's nodes
+        self.tails_ok = [True] * k  # whether `tail` is
         self.recomputed = [0] * k
         self.remaining = sum(problem.size_bytes)
         logical = [d.logical_id for d in problem.devices]
@@ -86,37 +89,48 @@ class PlacementState:
                     self.shared[q][r] += p.aux_bytes[a]
                     self.shared[r][q] += p.aux_bytes[a]
         self.remaining = 0
-        self.latency = [None] * self.k
+        for d in range(self.k):
+            self._dirty(d)
 
     # -- memory -------------------------------------------------------------------------------
-    def added_bytes(self, v: int, d: int) -> int:
-        """How much device d's partition grows if node v joins it (v not on d)."""
+    # A node's output is counted in every other partition that reads it (the receiving buffer),
+    # from the moment both the node and its reader are placed.
+    def _own_bytes(self, v: int, d: int, leaving: bool) -> int:
+        """v's share of partition d: its size, its buffers for inputs placed elsewhere, and the aux
+        nodes only it reads there (leaving) or that d does not read yet (joining)."""
         p = self.problem
         part = self.part
-        grow = p.size_bytes[v]
+        share = p.size_bytes[v]
         for u in p.inputs[v]:
             if part[u] != d and part[u] != UNPLACED:
-                grow += p.output_bytes[u]
-        grow -= p.output_bytes[v] * self.users_in[v].get(d, 0)
+                share += p.output_bytes[u]
         for a in p.aux_inputs[v]:
-            if not self.aux_in[a].get(d):
-                grow += p.aux_bytes[a]
+            held = self.aux_in[a].get(d, 0)
+            if held == (1 if leaving else 0):
+                share += p.aux_bytes[a]
+        return share
+
+    def added_bytes(self, v: int, d: int) -> int:
+        """How much device d's partition grows if node v joins it (v not on d)."""
+        grow = self._own_bytes(v, d, leaving=False)
+        if self.part[v] != UNPLACED:  # v's readers on d no longer need a buffer for it
+            grow -= self.problem.output_bytes[v] * self.users_in[v].get(d, 0)
         return grow
 
     def freed_bytes(self, v: int) -> int:
-        """How much v's partition shrinks if v leaves it."""
-        p = self.problem
-        part = self.part
-        d = part[v]
-        shrink = p.size_bytes[v]
-        for u in p.inputs[v]:
-            if part[u] != d and part[u] != UNPLACED:
-                shrink += p.output_bytes[u]
-        shrink -= p.output_bytes[v] * self.users_in[v].get(d, 0)
-        for a in p.aux_inputs[v]:
-            if self.aux_in[a].get(d) == 1:
-                shrink += p.aux_bytes[a]
-        return shrink
+        """How much v's partition shrinks if v leaves it for another device (its readers there
+        start to need a buffer for it)."""
+        src = self.part[v]
+        return self._own_bytes(v, src, leaving=True) - self.problem.output_bytes[v] * self.users_in[v].get(src, 0)
+
+    def fits_placing(self, v: int, d: int) -> bool:
+        """Whether placing unplaced v on d keeps d and the partitions of v's placed readers (which
+        start to buffer v's output) within budget."""
+        budgets = self.problem.devices
+        if self.mem[d] + self.added_bytes(v, d) > budgets[d].mem_bytes:
+            return False
+        out = self.problem.output_bytes[v]
+        return all(self.mem[t] + n * out <= budgets[t].mem_bytes for t, n in self.users_in[v].items() if n and t != d)
 
     def merged_bytes(self, p: int, q: int) -> int:
         """Bytes of partitions p and q as one: the buffers between them and the aux nodes both
@@ -130,29 +144,32 @@ class PlacementState:
     def move(self, v: int, d: int) -> _Undo:
         """Put node v on device d (from wherever it is, or from unplaced)."""
         src = self.part[v]
-        token = _Undo(v, src, d, tuple(self.latency), tuple(self.recomputed))
+        token = _Undo(v, src, d, tuple(self.latency), tuple(self.recomputed), tuple(zip(self.paths_ok, self.tails_ok)))
         if src == d:
             return token
         p = self.problem
         out = p.output_bytes
         if src != UNPLACED:
-            self.mem[src] -= self.freed_bytes(v)
+            self.mem[src] -= self._own_bytes(v, src, leaving=True)
         else:
             self.remaining -= p.size_bytes[v]
         if d != UNPLACED:
-            self.mem[d] += self.added_bytes(v, d)
+            self.mem[d] += self._own_bytes(v, d, leaving=False)
         else:
             self.remaining += p.size_bytes[v]
+        for t, n in self.users_in[v].items():  # buffers for v's output where it is read
+            before = src != UNPLACED and t != src
+            after = d != UNPLACED and t != d
+            if n and before != after:
+                self.mem[t] += (n if after else -n) * out[v]
         part = self.part
         # v as a consumer of its inputs
         for u in p.inputs[v]:
             r = part[u]
-            if r == UNPLACED:
-                continue
             ui = self.users_in[u]
             if src != UNPLACED:
                 ui[src] -= 1
-                if src != r:
+                if src != r and r != UNPLACED:
                     self.edges[r][src] -= 1
                     self.edge_bytes[r][src] -= out[u]
                     if ui[src] == 0:
@@ -160,7 +177,7 @@ class PlacementState:
             if d != UNPLACED:
                 before = ui.get(d, 0)
                 ui[d] = before + 1
-                if d != r:
+                if d != r and r != UNPLACED:
                     self.edges[r][d] += 1
                     self.edge_bytes[r][d] += out[u]
                     if before == 0:
@@ -193,29 +210,60 @@ class PlacementState:
                             self.shared[d][r] += p.aux_bytes[a]
                             self.shared[r][d] += p.aux_bytes[a]
                 holders[d] = holders.get(d, 0) + 1
+        if d != UNPLACED:
+            if src == UNPLACED and self.latency[d] is not None:
+                self._extend(v, d)
+            else:
+                self._dirty(d)
         part[v] = d
         if src != UNPLACED:
             self.members[src].discard(v)
-            self.latency[src] = None
+            self._dirty(src)
         if d != UNPLACED:
             self.members[d].add(v)
-            if src == UNPLACED and self.latency[d] is not None and self.paths_ok[d] and not self.users_in[v].get(d):
-                # a new sink of d's partition: its path only extends what is there
-                best = max((self.path[u] for u in p.inputs[v] if part[u] == d), default=None)
-                self.path[v] = (0.0 if best is None else best) + p.weights[v]
-                if self.path[v] > self.latency[d]:
-                    self.latency[d] = self.path[v]
-            else:
-                self.latency[d] = None
         return token
+
+    def _dirty(self, d: int) -> None:
+        self.latency[d] = None
+        self.paths_ok[d] = self.tails_ok[d] = False
+
+    def _extend(self, v: int, d: int) -> None:
+        """Partition latency of d when v (unplaced) joins it as a new sink or source: what is
+        there only gets longer by v, so no recomputation (the placement orders of list scheduling)."""
+        p = self.problem
+        part = self.part
+        before = [self.path[u] for u in p.inputs[v] if part[u] == d]
+        after = [self.tail[s] for s in p.users[v] if part[s] == d]
+        if after and before:
+            self._dirty(d)
+            return
+        if after and not self.tails_ok[d]:
+            self._tails(d)
+        if before and not self.paths_ok[d]:
+            self._dirty(d)
+            return
+        w = p.weights[v]
+        self.path[v] = (max(before) if before else 0.0) + w
+        self.tail[v] = (max(after) if after else 0.0) + w
+        longest = self.path[v] if before else self.tail[v]
+        if longest > self.latency[d]:
+            self.latency[d] = longest
+        if before:
+            self.tails_ok[d] = False  # v's producers now have a longer way out
+        if after:
+            self.paths_ok[d] = False  # v's consumers now have a longer way in
 
     def undo(self, token: _Undo) -> None:
         """Take back a move: the state (and the partition latencies) are as before it."""
         self.move(token.node, token.source)
         self.latency = list(token.latencies)
         for d in (token.source, token.target):
-            if d != UNPLACED and self.recomputed[d] != token.recomputed[d]:
-                self.paths_ok[d] = False  # node paths were recomputed for the tried state
+            if d == UNPLACED:
+                continue
+            if self.recomputed[d] == token.recomputed[d]:
+                self.paths_ok[d], self.tails_ok[d] = token.flags[d]
+            else:  # node paths were recomputed for the tried state
+                self.paths_ok[d] = self.tails_ok[d] = False
 
     # -- structure ----------------------------------------------------------------------------
     def reaches(self, start: int, goal: int) -> bool:
@@ -267,6 +315,18 @@ class PlacementState:
             self.recomputed[d] += 1
         return self.latency[d]
 
+    def _tails(self, d: int) -> None:
+        p = self.problem
+        part, tail, w = self.part, self.tail, p.weights
+        for v in sorted(self.members[d], reverse=True):
+            best = None
+            for s in p.users[v]:
+                if part[s] == d and (best is None or tail[s] > best):
+                    best = tail[s]
+            tail[v] = (0.0 if best is None else best) + w[v]
+        self.tails_ok[d] = True
+        self.recomputed[d] += 1
+
     def transfer(self, q: int, d: int) -> float:
         rate = self.problem.transfer_rate_bytes_per_sec
         if self.free_link[q][d] or rate == 0:
@@ -295,18 +355,53 @@ class PlacementState:
     def bottleneck(self) -> float:
         if self.order() is None:
             return float("inf")
-        rate = self.problem.transfer_rate_bytes_per_sec
         worst = 0.0
         for d in range(self.k):
             if not self.members[d]:
                 continue
-            inbound = sum(self.comm[q][d] for q in range(self.k) if q != d and not self.free_link[q][d])
-            stage = self.partition_latency(d) + (inbound / rate if rate > 0 else 0.0)
+            stage = self.partition_latency(d) + self._inbound_time(d)
             worst = max(worst, stage)
         return worst
 
     def objective(self, objective: str) -> float:
         return self.critical_path() if objective == "latency" else self.bottleneck()
+
+    def critical_weight(self, objective: str) -> float:
+        """How much work decides the objective: the weight of the nodes on a longest path of a
+        partition that is on a critical path ("latency") or is a slowest stage ("throughput").
+        Lowering it without raising the objective is progress (fewer ties to break)."""
+        order = self.order()
+        if order is None:
+            return float("inf")
+        lat = {d: self.partition_latency(d) for d in order}
+        if objective == "latency":
+            finish, rest = {}, {}
+            for d in order:
+                finish[d] = max((finish[q] + self.transfer(q, d) for q in order if q in finish and self.edges[q][d]),
+                                default=0.0) + lat[d]
+            for d in reversed(order):
+                rest[d] = lat[d] + max((self.transfer(d, r) + rest[r] for r in rest if self.edges[d][r]), default=0.0)
+            top = max(finish.values(), default=0.0)
+            deciding = [d for d in order if finish[d] - lat[d] + rest[d] >= top * (1 - 1e-12)]
+        else:
+            stage = {d: lat[d] + self._inbound_time(d) for d in order}
+            top = max(stage.values(), default=0.0)
+            deciding = [d for d in order if stage[d] >= top * (1 - 1e-12)]
+        w = self.problem.weights
+        total = 0.0
+        for d in deciding:
+            if not self.paths_ok[d]:
+                self.latency[d] = None
+                self.partition_latency(d)
+            if not self.tails_ok[d]:
+                self._tails(d)
+            total += sum(w[v] for v in self.members[d] if self.path[v] + self.tail[v] - w[v] >= lat[d] * (1 - 1e-12))
+        return total
+
+    def _inbound_time(self, d: int) -> float:
+        rate = self.problem.transfer_rate_bytes_per_sec
+        inbound = sum(self.comm[q][d] for q in range(self.k) if q != d and not self.free_link[q][d])
+        return inbound / rate if rate > 0 else 0.0
 
     def placement(self) -> Placement:
         live = [d for d in range(self.k) if self.members[d]]

@@ -8,8 +8,12 @@ partitions; ties go to the device that receives fewer bytes, then the lower inde
 partition's latency is its longest path, parallel branches placed together cost no more than
 the longest of them, and the greedy keeps them together until memory says otherwise.
 
-If the greedy paints itself into a corner (a node fits nowhere), the contiguous split of the
-dynamic program is the starting point instead. Either way `local_search.improve` follows.
+The greedy also runs backwards, from the end of the graph by downward rank: the join and what
+follows it get their room first, and parallel branches, longest first, go where they delay
+the end least. The better of the two is kept. If the greedy paints itself into a corner in
+both directions (a node fits nowhere), it is tried in graph and earliest-start order, then
+without budgets followed by moving nodes off crowded devices, and failing all that the
+contiguous split of the dynamic program is the starting point. `local_search.improve` follows.
 
     result = list_schedule(problem, objective="latency", time_limit_s=2.0)
 """
@@ -22,10 +26,10 @@ from fxflow.partitioning.algorithms.local_search import improve, repair
 from fxflow.partitioning.algorithms.pipeline_dp import pipeline_split
 from fxflow.partitioning.cost import Objective, objective_value
 from fxflow.partitioning.errors import refuse_if_unplaceable
-from fxflow.partitioning.orders import ORDERS
+from fxflow.partitioning.orders import ORDERS, REVERSE_ORDERS
 from fxflow.partitioning.problem import Problem
 from fxflow.partitioning.result import Result
-from fxflow.partitioning.state import PlacementState
+from fxflow.partitioning.state import UNPLACED, PlacementState
 
 
 def list_schedule(problem: Problem, objective: Objective = "latency", improve_placement: bool = True,
@@ -33,12 +37,14 @@ def list_schedule(problem: Problem, objective: Objective = "latency", improve_pl
     started = time.perf_counter()
     deadline = None if time_limit_s is None else started + time_limit_s
     refuse_if_unplaceable(problem)
-    state, how = construct(problem, objective, deadline)
-    info: dict = {"start": how}
-    if state is None:
+    found, why = constructions(problem, objective, deadline)
+    if found:
+        how, state = min(found, key=lambda named: named[1].objective(objective))
+    else:
         start = pipeline_split(problem, objective).placement
         state = PlacementState(problem, [start.devices[p][0] for p in start.partition_of])
-        info["start"] = "pipeline (" + how + ")"
+        how = f"pipeline ({why})"
+    info: dict = {"start": how}
     info["start_value"] = state.objective(objective)
     if improve_placement:
         info.update(improve(state, objective, deadline))
@@ -48,47 +54,79 @@ def list_schedule(problem: Problem, objective: Objective = "latency", improve_pl
 
 
 def greedy(problem: Problem, objective: str, order: str = "upward_rank", respect_memory: bool = True) -> PlacementState | None:
-    """The list-scheduling pass; None when some node fits on no device. Without `respect_memory`
-    budgets are ignored (a start for `local_search.repair`)."""
+    """The list-scheduling pass; None when some node fits on no device. `order` may be reverse
+    topological ("downward_rank"): the graph is then placed from its end. Without
+    `respect_memory` budgets are ignored (a start for `local_search.repair`)."""
     state = PlacementState(problem)
     budgets = [d.mem_bytes for d in problem.devices]
     capacity = sum(budgets)
-    for v in ORDERS[order](problem):
+    backwards = order in REVERSE_ORDERS
+    for v in (REVERSE_ORDERS if backwards else ORDERS)[order](problem):
         left_after = state.remaining - problem.size_bytes[v]
-        best = None
+        placed = {state.part[s] for s in problem.users[v]} if backwards else {state.part[u] for u in problem.inputs[v]}
+        placed.discard(UNPLACED)
+        candidates = []
         for d in range(state.k):
             if respect_memory:
-                grow = state.added_bytes(v, d)
-                if state.mem[d] + grow > budgets[d] or left_after > capacity - sum(state.mem) - grow:
+                if not state.fits_placing(v, d):
                     continue
-            sources = {state.part[u] for u in problem.inputs[v]} - {d}
-            if any(state.reaches(d, q) for q in sources):
+                if left_after > capacity - sum(state.mem) - state.added_bytes(v, d):
+                    continue
+            if any(state.reaches(q, d) if backwards else state.reaches(d, q) for q in placed - {d}):
                 continue
             token = state.move(v, d)
             value = state.objective(objective)
             state.undo(token)
-            received = sum(problem.output_bytes[u] for u in problem.inputs[v] if state.part[u] != d)
-            key = (value, received, d)
-            if best is None or key < best:
-                best = key
-        if best is None:
+            received = sum(problem.output_bytes[u] for u in problem.inputs[v] if state.part[u] not in (d, UNPLACED))
+            sent = sum(problem.output_bytes[v] for s in problem.users[v] if state.part[s] not in (d, UNPLACED))
+            candidates.append((value, received + sent, d))
+        if not candidates:
             return None
-        state.move(v, best[2])
+        state.move(v, _choose(state, v, candidates, backwards))
     return state
 
 
-def construct(problem: Problem, objective: str, deadline: float | None = None,
-              allow_repair: bool = True) -> tuple[PlacementState | None, str]:
-    """A placement that fits: the greedy in upward-rank, graph and earliest-start order, else (with
-    `allow_repair`) the memory-blind greedy repaired by moving nodes off crowded devices.
-    Returns (None, reason) if all fail."""
-    for order in ("upward_rank", "graph", "earliest_start"):
+# Going backwards, candidates within this share of the best objective count as equally good.
+NEAR = 0.02
+
+
+def _choose(state: PlacementState, v: int, candidates: list[tuple[float, int, int]], backwards: bool) -> int:
+    """The device for node v: the lowest (objective, bytes moved, index). Going backwards, when v is
+    one of several branches joining at a consumer, the devices within NEAR of the lowest
+    objective that do not hold such a consumer come first: a branch put beside the join
+    lengthens that partition's path, one put elsewhere runs beside the other branches, and the
+    room next to the end of the graph is kept for the branches that come last (the shortest)."""
+    if not backwards:
+        return min(candidates)[2]
+    problem = state.problem
+    joins = {state.part[s] for s in problem.users[v] if len(problem.inputs[s]) > 1}
+    if not joins:
+        return min(candidates)[2]
+    lowest = min(c[0] for c in candidates)
+    near = [c for c in candidates if c[0] <= lowest + NEAR * abs(lowest)]
+    return min(near, key=lambda c: (c[2] in joins, c))[2]
+
+
+def constructions(problem: Problem, objective: str, deadline: float | None = None,
+                  allow_repair: bool = True) -> tuple[list[tuple[str, PlacementState]], str]:
+    """Placements that fit: the greedy forwards by upward rank and backwards by downward rank (placing
+    the end of the graph first keeps room for it); if both fail, in graph and earliest-start order;
+    if all fail and `allow_repair`, the memory-blind greedy repaired by moving nodes off crowded
+    devices. Returns the successes and, if there are none, why."""
+    found = []
+    for order in ("upward_rank", "downward_rank"):
         state = greedy(problem, objective, order)
         if state is not None:
-            return state, f"greedy/{order}"
+            found.append((f"greedy/{order}", state))
+    if found:
+        return found, ""
+    for order in ("graph", "earliest_start"):
+        state = greedy(problem, objective, order)
+        if state is not None:
+            return [(f"greedy/{order}", state)], ""
     if allow_repair:
         state = greedy(problem, objective, "upward_rank", respect_memory=False)
         if state is not None and repair(state, deadline):
-            return state, "greedy/repaired"
-    return None, "the greedy found no device for some node" + (
+            return [("greedy/repaired", state)], ""
+    return [], "the greedy found no device for some node" + (
         " and moving nodes off crowded devices did not help" if allow_repair else "")

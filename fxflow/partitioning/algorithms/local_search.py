@@ -1,10 +1,12 @@
 """Local improvement: move or swap nodes between partitions while the result fits and is better.
 
 Candidates are nodes on a partition boundary (a producer or consumer elsewhere), tried on the
-partitions of their neighbours and on one idle device; a move is kept when every device stays
-within budget, the partitions stay acyclic and the objective drops. When no single move
-helps, pairs of boundary nodes of two neighbouring partitions are swapped, and when that does not
-help either, partitions are merged where one device can hold both. Stops at a local optimum, after `max_rounds`, or at `deadline` (a
+partitions of their neighbours and on one idle device, alone and together with the branch that
+only feeds them; a move is kept when every device stays within budget, the partitions stay
+acyclic and the objective drops, or stays and less work sits on critical paths (`Score`). When
+no move helps, pairs of boundary nodes (or their branches) of two neighbouring partitions are
+swapped, and when that does not help either, partitions are merged where one device can hold
+both. Stops at a local optimum, after `max_rounds`, or at `deadline` (a
 `time.perf_counter()` value).
 
     improve(state, "latency", deadline=time.perf_counter() + 1.0)
@@ -20,16 +22,39 @@ from fxflow.partitioning.state import PlacementState
 # Up to this many nodes, every node is tried on every partition (not only boundary nodes on
 # their neighbours' partitions), and every pair of nodes in two partitions is tried as a swap.
 EXHAUSTIVE_NODES = 100
+# Largest branch moved as one piece on larger graphs.
+GROUP_LIMIT = 64
 
 
-def _better(new: float, old: float) -> bool:
-    return new < old - 1e-12 * max(1.0, abs(old))
+class Score:
+    """The objective, ties broken by `PlacementState.critical_weight` (computed only on a tie):
+    moving work off the critical path without shortening it yet is still progress."""
+
+    def __init__(self, state: PlacementState, objective: str):
+        self.value = state.objective(objective) if state.order() is not None else float("inf")
+        self._state, self._objective = state, objective
+        self._tie: float | None = None
+
+    def tie(self) -> float:
+        if self._tie is None:
+            self._tie = self._state.critical_weight(self._objective)
+            self._state = None  # the state moves on; the figure is kept
+        return self._tie
+
+    def beats(self, other: "Score") -> bool:
+        margin = 1e-12 * max(1.0, abs(other.value))
+        if self.value < other.value - margin:
+            return True
+        if self.value > other.value + margin or self.value == float("inf"):
+            return False
+        return self.tie() < other.tie() - 1e-12 * max(1.0, abs(other.tie()))
 
 
 def improve(state: PlacementState, objective: str, deadline: float | None = None, max_rounds: int = 1000,
             max_swaps_per_round: int = 2000) -> dict[str, int]:
     """Improve `state` in place; returns how many moves and swaps were kept."""
-    current = state.objective(objective)
+    current = Score(state, objective)
+    current.tie()
     moves = swaps = blocks = 0
     for _ in range(max_rounds):
         if deadline is not None and time.perf_counter() > deadline:
@@ -39,6 +64,10 @@ def improve(state: PlacementState, objective: str, deadline: float | None = None
         if gained:
             continue
         gained, current = _swap_round(state, objective, current, deadline, max_swaps_per_round)
+        swaps += gained
+        if gained:
+            continue
+        gained, current = _branch_round(state, objective, current, deadline)
         swaps += gained
         if gained:
             continue
@@ -70,23 +99,74 @@ def _fits_after(state: PlacementState, v: int, d: int) -> bool:
     return state.fits(v, d)
 
 
-def _move_round(state: PlacementState, objective: str, current: float, deadline: float | None) -> tuple[int, float]:
+def _may_fit(state: PlacementState, moves: list[tuple[int, int]]) -> bool:
+    """A quick necessary condition for `moves` to fit: what arrives on a device (node sizes at least)
+    minus what may leave it (sizes, input buffers and aux nodes at most) fits its free bytes."""
+    p = state.problem
+    change: dict[int, int] = {}
+    for v, d in moves:
+        change[d] = change.get(d, 0) + p.size_bytes[v]
+        src = state.part[v]
+        change[src] = change.get(src, 0) - p.size_bytes[v] - sum(p.output_bytes[u] for u in p.inputs[v]) \
+            - sum(p.aux_bytes[a] for a in p.aux_inputs[v])
+    return all(state.mem[d] + grow <= p.devices[d].mem_bytes for d, grow in change.items())
+
+
+def _try(state: PlacementState, objective: str, current: Score, moves: list[tuple[int, int]]) -> Score | None:
+    """Apply `moves` (node, device); keep them and return the new score if every touched device stays
+    within budget and the score beats `current`, else take them back and return None."""
+    if len(moves) > 1 and not _may_fit(state, moves):
+        return None
+    touched = {state.part[v] for v, _ in moves} | {d for _, d in moves}
+    tokens = [state.move(v, d) for v, d in moves]
+    budgets = state.problem.devices
+    if all(state.mem[d] <= budgets[d].mem_bytes for d in touched):
+        score = Score(state, objective)
+        if score.beats(current):
+            score.tie()
+            return score
+    for token in reversed(tokens):
+        state.undo(token)
+    return None
+
+
+def feeding_group(state: PlacementState, v: int, limit: int) -> list[int]:
+    """v and the nodes that only feed it, directly or through each other (a branch that ends in
+    v), in graph order; just [v] when that would exceed `limit` nodes."""
+    p = state.problem
+    group = {v}
+    frontier = sorted(p.inputs[v], reverse=True)
+    while frontier:
+        u = frontier.pop(0)
+        if u in group or not all(s in group for s in p.users[u]):
+            continue
+        group.add(u)
+        if len(group) > limit:
+            return [v]
+        frontier = sorted(set(frontier) | set(p.inputs[u]), reverse=True)
+    return sorted(group)
+
+
+def _move_round(state: PlacementState, objective: str, current: Score, deadline: float | None) -> tuple[int, Score]:
+    """Move single nodes, and each node with the branch that feeds it."""
     kept = 0
     everywhere = state.problem.num_nodes <= EXHAUSTIVE_NODES
+    limit = state.problem.num_nodes // 2 if everywhere else GROUP_LIMIT
     for v in range(state.problem.num_nodes) if everywhere else _boundary(state):
         if deadline is not None and time.perf_counter() > deadline:
             break
-        src = state.part[v]
+        group = feeding_group(state, v, limit)
         for d in _targets(state, v, everywhere):
-            if not _fits_after(state, v, d):
-                continue
-            token = state.move(v, d)
-            value = state.objective(objective) if state.order() is not None else float("inf")
-            if _better(value, current):
-                current = value
-                kept += 1
-                break
-            state.undo(token)
+            if _fits_after(state, v, d):
+                score = _try(state, objective, current, [(v, d)])
+                if score is not None:
+                    current, kept = score, kept + 1
+                    break
+            if len(group) > 1:
+                score = _try(state, objective, current, [(u, d) for u in group if state.part[u] != d])
+                if score is not None:
+                    current, kept = score, kept + 1
+                    break
     return kept, current
 
 
@@ -105,13 +185,15 @@ def _targets(state: PlacementState, v: int, everywhere: bool) -> list[int]:
     return sorted((busy | set(idle.values())) - {src})
 
 
-def _swap_round(state: PlacementState, objective: str, current: float, deadline: float | None, budget: int) -> tuple[int, float]:
+def _swap_round(state: PlacementState, objective: str, current: Score, deadline: float | None, budget: int) -> tuple[int, Score]:
+    """Swap two nodes of different partitions, or the branches that end in them."""
     everywhere = state.problem.num_nodes <= EXHAUSTIVE_NODES
+    limit = 16
     by_partition: dict[int, list[int]] = {}
     for v in range(state.problem.num_nodes) if everywhere else _boundary(state):
         by_partition.setdefault(state.part[v], []).append(v)
+    groups = {v: feeding_group(state, v, limit) for nodes in by_partition.values() for v in nodes}
     tried = 0
-    devices = state.problem.devices
     for p, nodes in sorted(by_partition.items()):
         for q, others in sorted(by_partition.items()):
             if q <= p:
@@ -125,14 +207,53 @@ def _swap_round(state: PlacementState, objective: str, current: float, deadline:
                     if not everywhere and p not in _neighbour_partitions(state, x):
                         continue
                     tried += 1
-                    first = state.move(v, q)
-                    second = state.move(x, p)
-                    ok = state.mem[p] <= devices[p].mem_bytes and state.mem[q] <= devices[q].mem_bytes
-                    value = state.objective(objective) if ok and state.order() is not None else float("inf")
-                    if _better(value, current):
-                        return 1, value
-                    state.undo(second)
-                    state.undo(first)
+                    score = _try(state, objective, current, [(v, q), (x, p)])
+                    if score is None and (len(groups[v]) > 1 or len(groups[x]) > 1) and not set(groups[v]) & set(groups[x]):
+                        moves = [(u, q) for u in groups[v] if state.part[u] != q] + [(u, p) for u in groups[x] if state.part[u] != p]
+                        score = _try(state, objective, current, moves)
+                    if score is not None:
+                        return 1, score
+    return 0, current
+
+
+def branches(state: PlacementState, limit: int) -> list[list[int]]:
+    """The maximal branches (a node with what only feeds it) of up to `limit` nodes that end where
+    data meets other data or fans out: the parallel pieces of the graph."""
+    p = state.problem
+    heads = [v for v in range(p.num_nodes)
+             if len(p.users[v]) != 1 or len(p.inputs[p.users[v][0]]) > 1 or p.users[v][0] in ()]
+    out = []
+    for v in heads:
+        group = feeding_group(state, v, limit)
+        if len(group) > 1 or not p.inputs[v]:
+            out.append(group)
+    return out
+
+
+def _branch_round(state: PlacementState, objective: str, current: Score, deadline: float | None,
+                  max_branches: int = 64) -> tuple[int, Score]:
+    """Trade one branch of a partition for two of another (the pair making room for the one)."""
+    found = branches(state, GROUP_LIMIT)
+    if len(found) > max_branches:
+        return 0, current
+    owner = [state.part[b[-1]] for b in found]
+    for i, one in enumerate(found):
+        p = owner[i]
+        for q in range(state.k):
+            if q == p or not state.members[q]:
+                continue
+            theirs = [j for j in range(len(found)) if owner[j] == q and not set(found[j]) & set(one)]
+            for a in range(len(theirs)):
+                for b in range(a + 1, len(theirs)):
+                    if deadline is not None and time.perf_counter() > deadline:
+                        return 0, current
+                    two = found[theirs[a]] + found[theirs[b]]
+                    if set(found[theirs[a]]) & set(found[theirs[b]]):
+                        continue
+                    moves = [(u, q) for u in one if state.part[u] != q] + [(u, p) for u in two if state.part[u] != p]
+                    score = _try(state, objective, current, moves)
+                    if score is not None:
+                        return 1, score
     return 0, current
 
 
@@ -142,7 +263,8 @@ def iterated(state: PlacementState, objective: str, deadline: float | None = Non
     and improve again, keeping the best placement seen (deterministic for a given seed)."""
     rng = random.Random(seed)
     stats = improve(state, objective, deadline)
-    best_part, best = list(state.part), state.objective(objective)
+    best_part, best = list(state.part), Score(state, objective)
+    best.tie()
     accepted = 0
     for _ in range(kicks):
         if deadline is not None and time.perf_counter() > deadline:
@@ -158,9 +280,10 @@ def iterated(state: PlacementState, objective: str, deadline: float | None = Non
                     break
                 state.undo(token)
         improve(state, objective, deadline)
-        value = state.objective(objective)
-        if _better(value, best):
-            best_part, best = list(state.part), value
+        score = Score(state, objective)
+        if score.beats(best):
+            score.tie()
+            best_part, best = list(state.part), score
             accepted += 1
         else:
             for v, d in enumerate(best_part):
@@ -170,7 +293,7 @@ def iterated(state: PlacementState, objective: str, deadline: float | None = Non
     return stats
 
 
-def _block_round(state: PlacementState, objective: str, current: float, deadline: float | None) -> tuple[int, float]:
+def _block_round(state: PlacementState, objective: str, current: Score, deadline: float | None) -> tuple[int, Score]:
     """Try merging every partition into every other one that can hold both."""
     budgets = [d.mem_bytes for d in state.problem.devices]
     for p in range(state.k):
@@ -180,9 +303,10 @@ def _block_round(state: PlacementState, objective: str, current: float, deadline
             if deadline is not None and time.perf_counter() > deadline:
                 return 0, current
             tokens = [state.move(v, q) for v in sorted(state.members[p])]
-            value = state.objective(objective) if state.order() is not None else float("inf")
-            if _better(value, current):
-                return 1, value
+            score = Score(state, objective)
+            if score.beats(current):
+                score.tie()
+                return 1, score
             for token in reversed(tokens):
                 state.undo(token)
     return 0, current

@@ -39,6 +39,15 @@ from fxflow.partitioning.problem import Problem
 from fxflow.partitioning.result import Result
 
 
+class MilpTimeout(TimeoutError):
+    """The solver stopped (time limit) before finding a placement; `dual_bound` is the lowest
+    objective any placement can have, as far as it got (None if unknown)."""
+
+    def __init__(self, message: str, dual_bound: float | None):
+        super().__init__(message)
+        self.dual_bound = dual_bound
+
+
 class _Model:
     """Variables and sparse rows for scipy's milp."""
 
@@ -76,9 +85,15 @@ class _Model:
             options["time_limit"] = float(time_limit_s)
         args = dict(constraints=[LinearConstraint(matrix, lo, hi)], integrality=np.array(self.integer),
                     bounds=Bounds(self.lower, self.upper))
-        solution = milp(c, options=options, **args)
-        if solution.status == 4:  # HiGHS' presolve occasionally fails on these models; solving without it works
-            solution = milp(c, options=dict(options, presolve=False), **args)
+        # HiGHS (1.x, through scipy) now and then stops with "Solve error" (status 4) on these models;
+        # the same model solves without presolve or with the objective scaled, so those are the retries.
+        for presolve, factor in ((True, 1.0), (False, 1.0), (True, 2.0), (True, 1000.0)):
+            solution = milp(c * factor, options=dict(options, presolve=presolve), **args)
+            if solution.status != 4:
+                break
+        for key in ("fun", "mip_dual_bound"):
+            if solution.get(key) is not None:
+                solution[key] = solution[key] / factor
         return solution
 
 
@@ -206,7 +221,11 @@ def milp_partition(problem: Problem, objective: Objective = "latency", time_limi
                 f"no placement with one partition per device fits: the MILP is infeasible ({solution.message})",
                 "all devices", problem.min_bytes, sum(d.mem_bytes for d in devices),
             )
-        raise TimeoutError(f"the MILP found no placement within {time_limit_s} s ({solution.message})")
+        if solution.status != 1:
+            raise RuntimeError(f"the MILP solver failed: {solution.message}")
+        bound = solution.get("mip_dual_bound")
+        raise MilpTimeout(f"the MILP found no placement within {time_limit_s} s ({solution.message})",
+                          None if bound is None else float(bound) * scale)
     on = [int(np.argmax([solution.x[x[v][d]] for d in range(k)])) for v in range(n)]
     used = sorted(set(on))
     index = {d: i for i, d in enumerate(used)}

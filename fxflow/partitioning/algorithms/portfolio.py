@@ -1,9 +1,11 @@
 """Several starts, each improved locally; the best one wins.
 
-Starts: the optimal contiguous split of the graph order, and of the earliest-start order when
-that differs (it cuts parallel branches at equal depth; on graphs over `SMALL_GRAPH` nodes only
-when it moves some node by more than 1% of the graph); the list-scheduling greedy on graphs
-of up to `GREEDY_MAX_WORK` node-device pairs (it costs one objective evaluation per pair).
+Starts: the optimal contiguous split of the graph order, and of the earliest-start order (it
+cuts parallel branches at equal depth) and the upward-rank order (parallel branches longest
+first, so the last devices get the shortest) where they differ from it (on graphs over
+`SMALL_GRAPH` nodes, only where some node moves by more than 1% of the graph); the list-scheduling greedy, forwards
+and backwards, on graphs of up to `GREEDY_MAX_WORK` node-device pairs (it costs one objective
+evaluation per pair and direction).
 Each start is then improved by local search within its share of `time_limit_s`; on small
 graphs with random kicks as well (`kicks` per start, seeded, so the result is reproducible
 unless the time limit cuts the search short).
@@ -16,12 +18,12 @@ from __future__ import annotations
 
 import time
 
-from fxflow.partitioning.algorithms.list_scheduling import construct
+from fxflow.partitioning.algorithms.list_scheduling import constructions
 from fxflow.partitioning.algorithms.local_search import EXHAUSTIVE_NODES, improve, iterated
 from fxflow.partitioning.algorithms.pipeline_dp import best_split
 from fxflow.partitioning.cost import Objective, objective_value
 from fxflow.partitioning.errors import PlacementRefused, refuse_if_unplaceable
-from fxflow.partitioning.orders import earliest_start_order
+from fxflow.partitioning.orders import earliest_start_order, upward_rank_order
 from fxflow.partitioning.problem import Problem
 from fxflow.partitioning.result import Result
 from fxflow.partitioning.state import PlacementState
@@ -30,16 +32,17 @@ GREEDY_MAX_WORK = 20_000
 SMALL_GRAPH = 2_000
 
 
-def best_of(problem: Problem, objective: Objective = "latency", time_limit_s: float | None = 2.0, kicks: int = 20) -> Result:
+def best_of(problem: Problem, objective: Objective = "latency", time_limit_s: float | None = 2.0, kicks: int = 8) -> Result:
     started = time.perf_counter()
     deadline = None if time_limit_s is None else started + time_limit_s
     refuse_if_unplaceable(problem)
     starts: list[tuple[str, PlacementState]] = []
     reasons = []
     orders = {"graph": list(range(problem.num_nodes))}
-    by_depth = earliest_start_order(problem)
-    if _reorders(by_depth):
-        orders["earliest_start"] = by_depth
+    for name, make in (("earliest_start", earliest_start_order), ("upward_rank", upward_rank_order)):
+        sequence = make(problem)
+        if _reorders(sequence) and sequence not in orders.values():
+            orders[name] = sequence
     for name, sequence in orders.items():
         try:
             device_of, _ = best_split(problem, objective, sequence, name)
@@ -48,11 +51,10 @@ def best_of(problem: Problem, objective: Objective = "latency", time_limit_s: fl
             continue
         starts.append((f"pipeline/{name}", PlacementState(problem, device_of)))
     if problem.num_nodes * len(problem.devices) <= GREEDY_MAX_WORK or not starts:
-        scheduled, how = construct(problem, objective, deadline, allow_repair=not starts)
-        if scheduled is not None:
-            starts.append((f"list_scheduling ({how})", scheduled))
-        else:
-            reasons.append(how)
+        found, why = constructions(problem, objective, deadline, allow_repair=not starts)
+        starts += [(f"list_scheduling ({how})", state) for how, state in found]
+        if not found:
+            reasons.append(why)
     if not starts:
         raise PlacementRefused(
             "no placement found (the devices may still admit one; algorithm='milp' decides on small graphs): "
