@@ -11,9 +11,10 @@ the longest of them, and the greedy keeps them together until memory says otherw
 The greedy also runs backwards, from the end of the graph by downward rank: the join and what
 follows it get their room first, and parallel branches, longest first, go where they delay
 the end least. The better of the two is kept. If the greedy paints itself into a corner in
-both directions (a node fits nowhere), it is tried in graph and earliest-start order, then
-without budgets followed by moving nodes off crowded devices, and failing all that the
-contiguous split of the dynamic program is the starting point. `local_search.improve` follows.
+both directions (a node fits nowhere), it is tried in graph and earliest-start order; failing
+that, the contiguous split of the dynamic program is the start, and where no contiguous split
+fits either, the greedy without budgets followed by moving nodes off crowded devices.
+`local_search.improve` follows.
 
     result = list_schedule(problem, objective="latency", time_limit_s=2.0)
 """
@@ -25,7 +26,7 @@ import time
 from fxflow.partitioning.algorithms.local_search import improve, repair
 from fxflow.partitioning.algorithms.pipeline_dp import pipeline_split
 from fxflow.partitioning.cost import Objective, objective_value
-from fxflow.partitioning.errors import refuse_if_unplaceable
+from fxflow.partitioning.errors import PlacementRefused, refuse_if_unplaceable
 from fxflow.partitioning.orders import ORDERS, REVERSE_ORDERS
 from fxflow.partitioning.problem import Problem
 from fxflow.partitioning.result import Result
@@ -37,13 +38,22 @@ def list_schedule(problem: Problem, objective: Objective = "latency", improve_pl
     started = time.perf_counter()
     deadline = None if time_limit_s is None else started + time_limit_s
     refuse_if_unplaceable(problem)
-    found, why = constructions(problem, objective, deadline)
+    found, why = constructions(problem, objective, deadline, allow_repair=False)
     if found:
         how, state = min(found, key=lambda named: named[1].objective(objective))
     else:
-        start = pipeline_split(problem, objective).placement
-        state = PlacementState(problem, [start.devices[p][0] for p in start.partition_of])
-        how = f"pipeline ({why})"
+        try:
+            start = pipeline_split(problem, objective).placement
+            state = PlacementState(problem, [start.devices[p][0] for p in start.partition_of])
+            how = f"pipeline ({why})"
+        except PlacementRefused as refusal:
+            found, why = constructions(problem, objective, deadline, allow_repair=True)
+            if not found:
+                raise PlacementRefused(
+                    f"no placement found (the devices may still admit one; algorithm='milp' decides on small "
+                    f"graphs): {why}; {refusal}", refusal.blocker, refusal.needed_bytes, refusal.available_bytes,
+                ) from refusal
+            how, state = found[0]
     info: dict = {"start": how}
     info["start_value"] = state.objective(objective)
     if improve_placement:

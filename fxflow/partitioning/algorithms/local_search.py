@@ -24,6 +24,8 @@ from fxflow.partitioning.state import PlacementState
 EXHAUSTIVE_NODES = 100
 # Largest branch moved as one piece on larger graphs.
 GROUP_LIMIT = 64
+# Largest graph `repair` works on (each step tries every node on every device).
+REPAIR_NODES = 500
 
 
 class Score:
@@ -319,9 +321,11 @@ def overflow(state: PlacementState) -> int:
 
 def repair(state: PlacementState, deadline: float | None = None) -> bool:
     """Move nodes off over-budget devices, largest overflow reduction first, keeping the partitions
-    acyclic. True when every device fits in the end."""
+    acyclic. True when every device fits in the end (never tried beyond REPAIR_NODES nodes)."""
     budgets = [d.mem_bytes for d in state.problem.devices]
     current = overflow(state)
+    if current and state.problem.num_nodes > REPAIR_NODES:
+        return False
     while current > 0:
         if deadline is not None and time.perf_counter() > deadline:
             return False
