@@ -45,8 +45,8 @@ class PlacementState:
         self.aux_in: list[dict[int, int]] = [{} for _ in problem.aux_names]
         self.edges = [[0] * k for _ in range(k)]  # data edges between partitions
         self.edge_bytes = [[0] * k for _ in range(k)]  # their bytes, once per edge (the receivers' buffers)
-        self.comm = [[0] * k for _ in range(k)]
-        self.shared = [[0] * k for _ in range(k)]
+        self.comm = [[0] * k for _ in range(k)]  # outputs sent, once per producer (torch's transfer bytes)
+        self.shared = [[0] * k for _ in range(k)]  # aux bytes both partitions read (torch charges them too)
         self.latency: list[float | None] = [0.0] * k
         self.path = [0.0] * problem.num_nodes  # longest path ending at a node, within its partition
         self.tail = [0.0] * problem.num_nodes  # longest path starting at a node, within its partition
@@ -138,6 +138,7 @@ class PlacementState:
         return self.mem[p] + self.mem[q] - self.edge_bytes[p][q] - self.edge_bytes[q][p] - self.shared[p][q]
 
     def fits(self, v: int, d: int) -> bool:
+        """Whether device d can take node v (placed elsewhere or not at all)."""
         return self.mem[d] + self.added_bytes(v, d) <= self.problem.devices[d].mem_bytes
 
     # -- moves --------------------------------------------------------------------------------

@@ -22,8 +22,9 @@ from fxflow.partitioning.state import PlacementState
 # Up to this many nodes, every node is tried on every partition (not only boundary nodes on
 # their neighbours' partitions), and every pair of nodes in two partitions is tried as a swap.
 EXHAUSTIVE_NODES = 100
-# Largest branch moved as one piece on larger graphs.
+# Largest branch moved as one piece on larger graphs, and swapped as one piece on any graph.
 GROUP_LIMIT = 64
+SWAP_GROUP_LIMIT = 16
 # Largest graph `repair` works on (each step tries every node on every device).
 REPAIR_NODES = 500
 
@@ -102,12 +103,13 @@ def _fits_after(state: PlacementState, v: int, d: int) -> bool:
 
 
 def _may_fit(state: PlacementState, moves: list[tuple[int, int]]) -> bool:
-    """A quick necessary condition for `moves` to fit: what arrives on a device (node sizes at least)
-    minus what may leave it (sizes, input buffers and aux nodes at most) fits its free bytes."""
+    """A quick necessary condition for `moves` to fit: what arrives on a device (at least a node's
+    size less the buffers its readers may stop needing) minus what may leave it (at most sizes,
+    input buffers and aux nodes) fits its free bytes."""
     p = state.problem
     change: dict[int, int] = {}
     for v, d in moves:
-        change[d] = change.get(d, 0) + p.size_bytes[v]
+        change[d] = change.get(d, 0) + p.size_bytes[v] - p.output_bytes[v] * len(p.users[v])
         src = state.part[v]
         change[src] = change.get(src, 0) - p.size_bytes[v] - sum(p.output_bytes[u] for u in p.inputs[v]) \
             - sum(p.aux_bytes[a] for a in p.aux_inputs[v])
@@ -190,7 +192,7 @@ def _targets(state: PlacementState, v: int, everywhere: bool) -> list[int]:
 def _swap_round(state: PlacementState, objective: str, current: Score, deadline: float | None, budget: int) -> tuple[int, Score]:
     """Swap two nodes of different partitions, or the branches that end in them."""
     everywhere = state.problem.num_nodes <= EXHAUSTIVE_NODES
-    limit = 16
+    limit = SWAP_GROUP_LIMIT
     by_partition: dict[int, list[int]] = {}
     for v in range(state.problem.num_nodes) if everywhere else _boundary(state):
         by_partition.setdefault(state.part[v], []).append(v)

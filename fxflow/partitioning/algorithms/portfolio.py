@@ -32,7 +32,7 @@ GREEDY_MAX_WORK = 20_000
 SMALL_GRAPH = 2_000
 
 
-def best_of(problem: Problem, objective: Objective = "latency", time_limit_s: float | None = 2.0, kicks: int = 8) -> Result:
+def best_of(problem: Problem, objective: Objective = "latency", time_limit_s: float | None = 2.0, kicks: int = 0) -> Result:
     started = time.perf_counter()
     deadline = None if time_limit_s is None else started + time_limit_s
     refuse_if_unplaceable(problem)
