@@ -6,11 +6,12 @@ import math
 
 import pytest
 import torch
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings, strategies as st
 
 from fxflow.models.partition_examples import DiamondLinear
 from fxflow.partitioning import (
     Device,
+    Placement,
     PlacementRefused,
     Problem,
     build_problem,
@@ -20,22 +21,24 @@ from fxflow.partitioning import (
     size_nodes,
 )
 from fxflow.partitioning.cost import bottleneck_latency, pipeline_latency
-from fxflow.partitioning.placement import partition_graph
+from fxflow.partitioning.placement import device_loads, partition_graph, split_components, topological_partitions
 from partition_graphs import best_by_enumeration, problems
 
 HEURISTICS = ("pipeline", "list_scheduling", "best")
 FAST = {"best": {"kicks": 2}}
 
 
-def _assert_valid(problem: Problem, result) -> None:
+def _assert_valid(problem: Problem, result, whole: bool = False) -> None:
     placement = result.placement
     check_placement(problem, placement)  # one partition per node, a device per partition, budgets, no cycle
     assert sorted(set(placement.partition_of)) == list(range(placement.num_partitions))
     assert all(len(devices) == 1 for devices in placement.devices)
-    assert len({devices[0] for devices in placement.devices}) == placement.num_partitions  # one partition per device
+    if whole:  # as the algorithms place them, before `partition` splits them
+        assert len({devices[0] for devices in placement.devices}) == placement.num_partitions
     graph = partition_graph(problem, placement)
     assert all(q < p for p in range(placement.num_partitions) for q in graph.parents[p])  # ids in data-flow order
     assert result.value == objective_value(problem, placement, result.objective)
+    assert result.value <= result.info.get("one_partition_per_device", {}).get("value", result.value)
 
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -45,10 +48,12 @@ def test_heuristics_place_validly_or_refuse(problem):
         for name in HEURISTICS:
             try:
                 result = partition(problem, name, objective, **FAST.get(name, {}))
+                whole = partition(problem, name, objective, split=False, **FAST.get(name, {}))
             except PlacementRefused as refusal:
                 assert refusal.blocker and str(refusal)
                 continue
             _assert_valid(problem, result)
+            _assert_valid(problem, whole, whole=True)
 
 
 @settings(max_examples=40, deadline=None)
@@ -57,7 +62,7 @@ def test_pipeline_is_the_best_contiguous_split(problem):
     for objective, measure in (("latency", pipeline_latency), ("throughput", bottleneck_latency)):
         best = best_by_enumeration(problem, measure, contiguous=True)
         try:
-            result = partition(problem, "pipeline", objective)
+            result = partition(problem, "pipeline", objective, split=False)
         except PlacementRefused:
             assert best == math.inf
             continue
@@ -70,18 +75,39 @@ def test_milp_is_optimal_and_no_worse_than_heuristics(problem):
     objective = "latency"
     best = best_by_enumeration(problem, lambda p, placement: objective_value(p, placement, objective))
     try:
-        exact = partition(problem, "milp", objective)
+        exact = partition(problem, "milp", objective, split=False)
     except PlacementRefused:
         assert best == math.inf
         return
-    _assert_valid(problem, exact)
+    _assert_valid(problem, exact, whole=True)
     assert exact.optimal and exact.value == pytest.approx(best, rel=1e-9, abs=1e-9)
     for name in HEURISTICS:
         try:
-            result = partition(problem, name, objective, **FAST.get(name, {}))
+            result = partition(problem, name, objective, split=False, **FAST.get(name, {}))
         except PlacementRefused:
             continue
         assert exact.value <= result.value * (1 + 1e-9) + 1e-9
+
+
+@settings(max_examples=40, deadline=None)
+@given(problem=problems(max_nodes=9, max_devices=4), data=st.data())
+def test_splitting_partitions_costs_nothing(problem, data):
+    """Independent pieces of a partition on its device: same memory, acyclic, never slower."""
+    k = len(problem.devices)
+    assign = [data.draw(st.integers(0, k - 1)) for _ in range(problem.num_nodes)]
+    used = sorted(set(assign))
+    whole = Placement(tuple(used.index(d) for d in assign), tuple((d,) for d in used))
+    firsts = [whole.partition_of.index(p) for p in range(whole.num_partitions)]
+    assume(topological_partitions(partition_graph(problem, whole), firsts) is not None)
+    pieces = split_components(problem, whole)
+    assert device_loads(problem, pieces) == device_loads(problem, whole)
+    assert topological_partitions(partition_graph(problem, pieces), [pieces.partition_of.index(p) for p in
+                                                                     range(pieces.num_partitions)]) is not None
+    for v, u in ((v, u) for v in range(problem.num_nodes) for u in range(v)):
+        if pieces.partition_of[u] == pieces.partition_of[v]:
+            assert whole.partition_of[u] == whole.partition_of[v]
+    for objective in ("latency", "throughput"):
+        assert objective_value(problem, pieces, objective) <= objective_value(problem, whole, objective)
 
 
 def _chain(sizes, budgets) -> Problem:

@@ -159,3 +159,42 @@ def canonical(problem: Problem, placement: Placement) -> Placement:
         raise InvalidPlacement("the partitions depend on each other in a cycle")
     new_id = {p: i for i, p in enumerate(order)}
     return Placement(tuple(new_id[p] for p in compact.partition_of), tuple(compact.devices[p] for p in order))
+
+
+def split_components(problem: Problem, placement: Placement) -> Placement:
+    """Each partition cut into the pieces that exchange no data inside it (weakly connected
+    components of its nodes, kept together where they read the same placeholder or constant).
+
+    The pieces stay on their partition's devices, so memory does not change (no data and no aux
+    node is shared between them), the partitions stay acyclic (a path from one piece to another
+    would have been a cycle before), and neither the critical path nor any stage gets longer: a
+    piece's longest path is at most its partition's, and it receives a subset of its inputs.
+    They get shorter where independent branches shared a partition only to wait for each other.
+    """
+    parent = list(range(problem.num_nodes))
+
+    def find(v: int) -> int:
+        while parent[v] != v:
+            parent[v] = parent[parent[v]]
+            v = parent[v]
+        return v
+
+    part = placement.partition_of
+    for v, preds in enumerate(problem.inputs):
+        for u in preds:
+            if part[u] == part[v]:
+                parent[find(u)] = find(v)
+    readers: dict[tuple[int, int], int] = {}
+    for v, auxes in enumerate(problem.aux_inputs):
+        for a in auxes:
+            first = readers.setdefault((a, part[v]), v)
+            parent[find(first)] = find(v)
+    piece: dict[int, int] = {}
+    partition_of, devices = [], []
+    for v in range(problem.num_nodes):
+        root = find(v)
+        if root not in piece:
+            piece[root] = len(devices)
+            devices.append(placement.devices[part[v]])
+        partition_of.append(piece[root])
+    return canonical(problem, Placement(tuple(partition_of), tuple(devices)))

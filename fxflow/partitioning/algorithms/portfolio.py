@@ -3,15 +3,18 @@
 Starts: the optimal contiguous split of the graph order, and of the earliest-start order (it
 cuts parallel branches at equal depth) and the upward-rank order (parallel branches longest
 first, so the last devices get the shortest) where they differ from it (on graphs over
-`SMALL_GRAPH` nodes, only where some node moves by more than 1% of the graph); the list-scheduling greedy, forwards
-and backwards, on graphs of up to `GREEDY_MAX_WORK` node-device pairs (it costs one objective
-evaluation per pair and direction).
-Each start is then improved by local search within its share of `time_limit_s`; on small
-graphs with random kicks as well (`kicks` per start, seeded, so the result is reproducible
-unless the time limit cuts the search short).
+`SMALL_GRAPH` nodes, only where some node moves by more than 1% of the graph); the
+list-scheduling greedy, forwards and backwards, on graphs of up to `GREEDY_MAX_WORK`
+node-device pairs (it costs one objective evaluation per pair and direction). Each start is
+then improved by local search within its share of `time_limit_s`; with `kicks` > 0, small
+graphs also get that many random kicks per start (iterated local search, seeded, so the
+result is reproducible unless the time limit cuts the search short).
 
     result = best_of(problem, objective="latency", time_limit_s=1.0)
     result.info["candidates"]      # objective of every start before and after improvement
+
+The winner is the start whose improved placement is best once cut into independent pieces
+(`placement.split_components`), which is how `partition` returns it.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from fxflow.partitioning.algorithms.pipeline_dp import best_split
 from fxflow.partitioning.cost import Objective, objective_value
 from fxflow.partitioning.errors import PlacementRefused, refuse_if_unplaceable
 from fxflow.partitioning.orders import earliest_start_order, upward_rank_order
+from fxflow.partitioning.placement import split_components
 from fxflow.partitioning.problem import Problem
 from fxflow.partitioning.result import Result
 from fxflow.partitioning.state import PlacementState
@@ -71,9 +75,10 @@ def best_of(problem: Problem, objective: Objective = "latency", time_limit_s: fl
         else:
             improve(state, objective, share)
         after = state.objective(objective)
-        candidates[name] = {"start": before, "improved": after}
-        if after < best_value:
-            best_name, best_state, best_value = name, state, after
+        pieces = objective_value(problem, split_components(problem, state.placement()), objective)
+        candidates[name] = {"start": before, "improved": after, "split": pieces}
+        if pieces < best_value:  # judged as `partition` will return it, cut into independent pieces
+            best_name, best_state, best_value = name, state, pieces
     placement = best_state.placement()
     return Result(placement, "best", objective, objective_value(problem, placement, objective),
                   info={"winner": best_name, "candidates": candidates, "seconds": time.perf_counter() - started})
