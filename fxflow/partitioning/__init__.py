@@ -1,6 +1,6 @@
 """fxflow's own graph partitioner: torch's cost model, exact where it can be, fast at 10,000 nodes.
 
-A partition transform uses it in four calls::
+A partition transform uses it like this::
 
     from fxflow.partitioning import build_problem, describe, partition, size_nodes, split_graph
 
@@ -11,13 +11,19 @@ A partition transform uses it in four calls::
     facts = describe(problem, result.placement, mode="best")  # describe_partitions' keys + latencies
 
 `latency_mapping` is torch's {Node: NodeLatency} (what fxflow's latency models return), or
-None; `devices` are torch `Device`s or fxflow `DeviceSpec`s (name, memory, logical id;
-budgets may differ). `to_torch_partitions(gm, problem, placement)` gives torch `Partition`
-objects for code written against torch's backend (the partition report's picture, torch's
-own latency helpers).
+None (all latencies 0; pass `with_latency=False` to `describe` then); `devices` are torch
+`Device`s or fxflow `DeviceSpec`s (name, memory, logical id; budgets may differ).
+`PlacementRefused` (a RuntimeError) names the node or budget that does not fit and by how
+many bytes (`blocker`, `short_bytes`, `facts()`). With a transfer rate of 0 the algorithms
+treat transfers as free, while torch's critical path is undefined (it divides by zero):
+`describe` then records `critical_path_latency_unavailable` instead of the figure.
+`to_torch_partitions(gm, problem, placement)` gives torch `Partition` objects for code written
+against torch's backend (the partition report's picture, torch's own latency helpers).
 
 Algorithms (`ALGORITHMS`), each placing one partition per device at most, within every
-device's budget, with no cycle between partitions:
+device's budget, with no cycle between partitions; `partition` then cuts each partition into
+its independent pieces on the same device (`placement.split_components`: same memory, never
+slower; `split=False` keeps them whole):
 
 * `pipeline`: the optimal contiguous split of a topological order (`order=`), by dynamic
   programming;

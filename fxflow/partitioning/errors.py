@@ -44,7 +44,7 @@ def refuse_if_unplaceable(problem: "Problem") -> None:
     worst = max(range(problem.num_nodes), key=own.__getitem__)
     if own[worst] > biggest.mem_bytes:
         raise PlacementRefused(
-            f"node '{problem.names[worst]}' needs {own[worst]} B (with the inputs and constants it holds) but the largest "
+            f"node '{problem.names[worst]}' needs {own[worst]} B (with the placeholders and constants it reads) but the largest "
             f"device, {biggest.name}, has {biggest.mem_bytes} B: short by {own[worst] - biggest.mem_bytes} B",
             problem.names[worst], own[worst], biggest.mem_bytes,
         )
