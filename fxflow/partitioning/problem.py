@@ -125,13 +125,6 @@ class Problem:
         """Bytes any placement must hold: every node once and every aux node read by some node once."""
         return sum(self.size_bytes) + sum(b for b, users in zip(self.aux_bytes, self.aux_users) if users)
 
-    def with_devices(self, devices: Sequence[Any], transfer_rate_bytes_per_sec: float | None = None) -> "Problem":
-        """The same graph on another device list (and optionally another transfer rate)."""
-        rate = self.transfer_rate_bytes_per_sec if transfer_rate_bytes_per_sec is None else transfer_rate_bytes_per_sec
-        return Problem(self.names, self.size_bytes, self.output_bytes, self.mem_latency, self.compute_latency,
-                       self.inputs, self.aux_inputs, self.aux_names, self.aux_bytes,
-                       tuple(Device.of(d) for d in devices), float(rate))
-
 
 def build_problem(
     gm: "GraphModule",

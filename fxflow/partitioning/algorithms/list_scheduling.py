@@ -35,6 +35,8 @@ from fxflow.partitioning.state import UNPLACED, PlacementState
 
 def list_schedule(problem: Problem, objective: Objective = "latency", improve_placement: bool = True,
                   time_limit_s: float | None = 10.0) -> Result:
+    """The better of the forward and backward greedy (or a fallback start), improved locally within
+    `time_limit_s`."""
     started = time.perf_counter()
     deadline = None if time_limit_s is None else started + time_limit_s
     refuse_if_unplaceable(problem)

@@ -111,7 +111,7 @@ def milp_partition(problem: Problem, objective: Objective = "latency", time_limi
     k = len(devices)
     rate = problem.transfer_rate_bytes_per_sec
     w = problem.weights
-    edges = [(u, v) for v, preds in enumerate(problem.inputs) for u in preds]
+    edges = [(u, v) for u, v, _ in problem.edges()]
     moved = sum(problem.output_bytes) + sum(problem.aux_bytes)
     # Times are divided by `scale` so the solver's tolerances are relative to the problem.
     transfer_scale = (1.0 / rate) if rate > 0 else 0.0
