@@ -5,7 +5,7 @@
     python benchmarks/partition.py --families chain parallel --sizes 64 2000 --cap 30 --json out.json
 
 For every family (fxflow.models.graph_families) and size: the traced model, sized, with the
-seed's size-rule latencies (SizeRuleLatency) and `--devices` devices of `--fraction` of the
+torch's tests' size-rule latencies (SizeRuleLatency) and `--devices` devices of `--fraction` of the
 graph's bytes each. Each torch mode runs in its own process and is stopped after `--cap`
 seconds of work (reported as a timeout); its time covers torch's own sizing
 (`get_size_of_all_nodes` with the example inputs) and `partition_graph`. Each fxflow algorithm's time covers `size_nodes`,
@@ -244,7 +244,7 @@ def main() -> None:
     parser.add_argument("--cap", type=float, help="seconds before a torch mode counts as a timeout (10, or 120 with --full)")
     parser.add_argument("--devices", type=int, default=4)
     parser.add_argument("--fraction", type=float, default=0.3, help="each device holds this share of the graph's bytes")
-    parser.add_argument("--rate", type=float, default=2.0, help="transfer rate, bytes per second (the seed's 2)")
+    parser.add_argument("--rate", type=float, default=2.0, help="transfer rate, bytes per second (torch's tests' 2)")
     parser.add_argument("--objective", default="latency", choices=["latency", "throughput"])
     parser.add_argument("--milp-nodes", type=int, default=64, help="run the MILP on graphs up to this many nodes")
     parser.add_argument("--milp-limit", type=float, default=30.0, help="MILP time limit, seconds")

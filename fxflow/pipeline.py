@@ -216,6 +216,23 @@ def _stderr_to_log() -> Iterator[None]:
 
 
 def _execute(plan: Plan, record: RunRecord, state: RunState) -> None:
+    with _torch_threads(plan.spec.threads):
+        _run_stages(plan, record, state)
+
+
+@contextmanager
+def _torch_threads(threads: int | None) -> Iterator[None]:
+    """torch's intra-op thread count for the run, restored after it."""
+    before = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _run_stages(plan: Plan, record: RunRecord, state: RunState) -> None:
     options = plan.spec.report
     model, inputs = _build(plan, state)
     modules: dict[str, Any] = {}

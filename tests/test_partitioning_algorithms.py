@@ -136,7 +136,7 @@ def test_refusal_names_the_budgets_that_do_not_add_up(name):
 
 
 def test_seed_diamond_on_two_devices():
-    """The seed's partition_latency scenario: fxflow's placements are valid and no slower than torch's 208."""
+    """torch's partition_latency scenario: fxflow's placements are valid and no slower than torch's 208."""
     gm = torch.fx.symbolic_trace(DiamondLinear())
     size_nodes(gm, [torch.rand(4)])
     latency = {n: torch.fx.experimental.partitioner_utils.NodeLatency(

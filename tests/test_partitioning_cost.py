@@ -34,7 +34,7 @@ from partition_graphs import brute_force_latency, fx_modules, longest_path_tripl
 
 
 def _seed_latency(gm, unweighted):
-    """The latency rule the seed's tests write by hand."""
+    """The latency rule torch's tests write by hand."""
     out = {}
     for node in gm.graph.nodes:
         if node.op not in {"output", "placeholder", "get_attr"}:

@@ -14,7 +14,8 @@ from typing import Iterable
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
 # Sections whose values no recorded figure depends on (the recipe's choice itself included).
-SCENARIO_NEUTRAL = ("recipe", "description", "reproduces", "expect", "report", "equivalence", "sweep", "hydra")
+SCENARIO_NEUTRAL = ("recipe", "description", "reproduces", "expect", "report", "equivalence", "sweep", "hydra",
+                    "threads")
 
 
 def scenario_changes(overrides: Iterable[str]) -> list[str]:

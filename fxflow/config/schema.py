@@ -271,6 +271,7 @@ class RunConfig(Strict):
     reproduces: list[str] = []  # the torch tests (test_fx_experimental.py::NAME) this recipe expresses
     requires: Requirements = Requirements()
     seed: int = Field(0, ge=0, le=SEED_CEILING)
+    threads: int | None = Field(1, ge=1, le=256)  # torch's intra-op threads during the run; null: torch's default
     model: ModelSpec
     devices: dict[str, DeviceSpec] = {}
     tracer: dict[str, Any]

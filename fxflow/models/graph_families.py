@@ -96,8 +96,8 @@ class TransformerStack(nn.Module):
 
 
 def _sparse_nn(tables: int) -> SparseNN:
-    """The seed's recommendation model with `tables` tables of 2,000 to 8,000 rows of width 2: the
-    tables hold most of the bytes at every size, as the seed's do."""
+    """torch's test_sparse_nn_partition model with `tables` tables of 2,000 to 8,000 rows of width 2: the
+    tables hold most of the bytes at every size, as torch's test's do."""
     return SparseNN(table_rows=tuple(2000 * (1 + i % 4) for i in range(tables)), dim=2)
 
 

@@ -8,7 +8,7 @@ objects, and the JSON facts of `fxflow.transforms.partition.describe_partitions`
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
 from torch.fx import GraphModule
 from torch.fx.experimental.partitioner_utils import Partition as TorchPartition
@@ -48,6 +48,19 @@ def to_torch_partitions(gm: GraphModule, problem: Problem, placement: Placement)
         part.parents = {partitions[q] for q in graph.parents[p]}
         part.children = {partitions[c] for c in graph.children[p]}
     return partitions
+
+
+def placement_of(problem: Problem, partitions: Sequence[TorchPartition]) -> Placement:
+    """The placement torch's Partitioner made: partition p is `partitions[p]`, on the devices of its
+    logical ids. Its figures under fxflow's cost model equal torch's own helpers' (tested), in
+    linear time where torch's walk every path."""
+    owner = {node.name: p for p, part in enumerate(partitions) for node in part.nodes}
+    device_of = {}
+    for index, device in enumerate(problem.devices):
+        device_of.setdefault(device.logical_id, index)
+    return Placement(partition_of=tuple(owner[name] for name in problem.names),
+                     devices=tuple(tuple(device_of[lid] for lid in part.logical_device_ids if lid in device_of)
+                                   for part in partitions))
 
 
 def describe(problem: Problem, placement: Placement, mode: str, with_latency: bool = True) -> dict[str, Any]:

@@ -19,8 +19,6 @@ from torch.fx.experimental.partitioner_utils import (
     Partition as TorchPartition,
     PartitionerConfig,
     PartitionMode,
-    get_latency_of_partitioned_graph,
-    get_partition_to_latency_mapping,
 )
 
 from fxflow.nodes import NON_COMPUTE_OPS
@@ -74,14 +72,33 @@ def partition_with_torch(
     facts["graph_node_count"] = len(result.module_with_submodules.graph.nodes)
     facts["transfer_rate_bytes_per_sec"] = transfer_rate_bytes_per_sec
     if latency:
-        per_partition = get_partition_to_latency_mapping(partitions, latency)
-        for entry, part in zip(facts["partitions"], partitions):
-            entry["latency"] = [float(v) for v in per_partition[part]]
-        facts["critical_path_latency"] = float(
-            get_latency_of_partitioned_graph(partitions, per_partition, transfer_rate_bytes_per_sec))
+        figures = _latency_facts(gm, partitions, devices, latency, transfer_rate_bytes_per_sec)
+        for entry, triple in zip(facts["partitions"], figures.pop("latencies")):
+            entry["latency"] = triple
+        facts.update(figures)
     if what_if_removed:
         facts["what_if_removed"] = _what_if_removed(partitions, what_if_removed)
     return result.module_with_submodules, facts
+
+
+def _latency_facts(gm: GraphModule, partitions: list[TorchPartition], devices: Sequence[Any],
+                   latency: dict[Node, NodeLatency], rate: float) -> dict[str, Any]:
+    """Per-partition (mem, compute, overall) latency and the critical path of torch's partitions,
+    with fxflow's cost model: torch's figures (bit for bit on torch's tests), in linear time where
+    torch's own helpers walk every path (exponential on residual graphs)."""
+    from fxflow.partitioning.cost import ZeroTransferRate, critical_path_latency, partition_latencies
+    from fxflow.partitioning.problem import build_problem
+    from fxflow.partitioning.split import placement_of
+
+    problem = build_problem(gm, latency, devices, rate)
+    placement = placement_of(problem, partitions)
+    latencies = partition_latencies(problem, placement)
+    facts: dict[str, Any] = {"latencies": [[float(v) for v in lat] for lat in latencies]}
+    try:
+        facts["critical_path_latency"] = float(critical_path_latency(problem, placement, latencies))
+    except ZeroTransferRate as exc:
+        facts["critical_path_latency_unavailable"] = str(exc)
+    return facts
 
 
 def _nodes_by_name(gm: GraphModule, by_name: dict[str, int]) -> dict[Node, int]:

@@ -10,6 +10,7 @@ from pydantic_core import PydanticCustomError
 from torch.fx import GraphModule
 
 from fxflow.partitioning import PARTITION_FACTS
+from fxflow.partitioning.fxflow_backend import ALGORITHM_NAMES, OBJECTIVE_NAMES, partition_with_fxflow
 from fxflow.partitioning.latency import LatencyModel
 from fxflow.partitioning.torch_backend import MODES, PartitionRefused, partition_with_torch
 from fxflow.transforms.base import StageContext, Transform
@@ -18,7 +19,11 @@ _LATENCY_MODES = ("cost_aware", "kl_based")
 
 
 class PartitionOverDevices(Transform):
-    """torch's accelerator Partitioner (`partition_graph`) driven from config.
+    """Partition over the device list with torch's accelerator Partitioner (`backend: torch`, the
+    default: `mode`, `saturate_host`, aot mappings and `what_if_removed` are its options) or with
+    fxflow's own partitioner (`backend: fxflow`: `algorithm` best | pipeline | list_scheduling |
+    milp, `objective` latency | throughput, `time_limit_s`). Both take the same device list,
+    latency model and transfer rate and record the same facts.
 
     Usage in a recipe::
 
@@ -45,6 +50,7 @@ class PartitionOverDevices(Transform):
     invalidates: ClassVar[tuple[str, ...]] = ("node_sizes",)
     uses_devices: ClassVar[bool] = True
 
+    backend: Literal["torch", "fxflow"] = "torch"
     mode: Literal[MODES] = "size_based"  # type: ignore[valid-type]
     saturate_host: bool = False
     transfer_rate_bytes_per_sec: float = Field(0.0, ge=0, allow_inf_nan=False)
@@ -52,6 +58,26 @@ class PartitionOverDevices(Transform):
     node_to_partition: dict[str, int] = {}
     partition_to_logical_devices: dict[int, list[int]] = {}
     what_if_removed: list[str] = []
+    algorithm: Literal[ALGORITHM_NAMES] = "best"  # type: ignore[valid-type]
+    objective: Literal[OBJECTIVE_NAMES] = "latency"  # type: ignore[valid-type]
+    time_limit_s: float = Field(2.0, gt=0, le=3600)
+
+    @model_validator(mode="after")
+    def _backend_options(self) -> "PartitionOverDevices":
+        torch_only = {"mode": self.mode != "size_based", "saturate_host": self.saturate_host,
+                      "node_to_partition": bool(self.node_to_partition),
+                      "partition_to_logical_devices": bool(self.partition_to_logical_devices),
+                      "what_if_removed": bool(self.what_if_removed)}
+        fxflow_only = {"algorithm": self.algorithm != "best", "objective": self.objective != "latency",
+                       "time_limit_s": self.time_limit_s != 2.0}
+        wrong = [k for k, set_ in (torch_only if self.backend == "fxflow" else fxflow_only).items() if set_]
+        if wrong:
+            other = "torch" if self.backend == "fxflow" else "fxflow"
+            raise PydanticCustomError(
+                "backend_option", "{fields} belong to backend={other}, not backend={backend}; "
+                "set backend={other} or leave them at their defaults",
+                {"fields": ", ".join(wrong), "other": other, "backend": self.backend, "field": wrong[0]})
+        return self
 
     @model_validator(mode="after")
     def _mode_needs(self) -> "PartitionOverDevices":
@@ -81,15 +107,13 @@ class PartitionOverDevices(Transform):
     def apply(self, gm: GraphModule, ctx: StageContext) -> GraphModule:
         latency = self.latency_model.mapping(gm, ctx.inputs) if self.latency_model else {}
         try:
-            split, facts = partition_with_torch(
-                gm, ctx.devices, self.mode,
-                transfer_rate_bytes_per_sec=self.transfer_rate_bytes_per_sec,
-                latency=latency,
-                node_to_partition=self.node_to_partition,
-                partition_to_logical_devices=self.partition_to_logical_devices,
-                saturate_host=self.saturate_host,
-                what_if_removed=self.what_if_removed,
-            )
+            if self.backend == "fxflow":
+                split, facts = partition_with_fxflow(
+                    gm, ctx.devices, self.algorithm, self.objective,
+                    transfer_rate_bytes_per_sec=self.transfer_rate_bytes_per_sec,
+                    latency=latency, time_limit_s=self.time_limit_s)
+            else:
+                split, facts = self._with_torch(gm, ctx, latency)
         except PartitionRefused as exc:
             ctx.facts.update(exc.facts)
             raise
@@ -98,3 +122,14 @@ class PartitionOverDevices(Transform):
         ctx.facts.update(facts)
         split.meta[PARTITION_FACTS] = copy.deepcopy(facts)
         return split
+
+    def _with_torch(self, gm: GraphModule, ctx: StageContext, latency: dict) -> tuple[GraphModule, dict]:
+        return partition_with_torch(
+            gm, ctx.devices, self.mode,
+            transfer_rate_bytes_per_sec=self.transfer_rate_bytes_per_sec,
+            latency=latency,
+            node_to_partition=self.node_to_partition,
+            partition_to_logical_devices=self.partition_to_logical_devices,
+            saturate_host=self.saturate_host,
+            what_if_removed=self.what_if_removed,
+        )
