@@ -11,9 +11,10 @@ seconds of work (reported as a timeout); its time covers torch's own sizing
 (`get_size_of_all_nodes` with the example inputs) and `partition_graph`. Each fxflow algorithm's time covers `size_nodes`,
 `build_problem` and the algorithm. Critical paths of both are torch's cost model
 (`cost.critical_path_latency`, proven equal to torch's recursive helpers in the tests), taken
-on the partitions each partitioner holds at the end. The MILP (one partition per device) runs
-on graphs of up to `--milp-nodes` nodes, with the best fxflow value as a cutoff; gaps are
-against its optimum, or against its lower bound when it runs out of time (marked <=).
+on the partitions each partitioner holds at the end. The MILP (optimal with one partition per
+device) runs on graphs of up to `--milp-nodes` nodes, with the best fxflow value as a cutoff;
+like every fxflow result its placement is returned cut into independent pieces, and the gap
+compares `best` with it as returned, or with its lower bound when it runs out of time (<=).
 
 Tensors here are tiny, so torch runs on one thread (`torch.set_num_threads(1)`) in every
 process: with more threads on a shared machine, thread wake-ups dominate the timings.
