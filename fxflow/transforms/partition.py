@@ -119,8 +119,8 @@ class PartitionOverDevices(Transform):
             raise
         except KeyError as exc:
             raise KeyError(f"transforms.{ctx.name}.{exc.args[0]}") from None
-        ctx.facts.update(facts)
-        split.meta[PARTITION_FACTS] = copy.deepcopy(facts)
+        ctx.facts.update(backend=self.backend, **facts)
+        split.meta[PARTITION_FACTS] = copy.deepcopy(ctx.facts)
         return split
 
     def _with_torch(self, gm: GraphModule, ctx: StageContext, latency: dict) -> tuple[GraphModule, dict]:
