@@ -75,6 +75,12 @@ def _as_shown(path: str) -> str:
 torch.set_num_threads(1)
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # Tests that start processes go first: with several workers, the long ones then overlap the
+    # many short in-process tests instead of running alone at the end.
+    items.sort(key=lambda item: item.get_closest_marker("process") is None)
+
+
 @dataclass
 class RecipeRun:
     """One in-process run: the runner's state, the summary.json it wrote, and its record folder."""
@@ -114,14 +120,21 @@ def run_recipe(tmp_path: Path):
 @pytest.fixture(autouse=True)
 def _restore_logging():
     """Tests that call the command's entry point in-process let Hydra configure logging (handlers on
-    the stream pytest captures then); put the loggers back so no later test writes to a closed stream."""
-    loggers = [logging.getLogger(), *(logging.getLogger(n) for n in list(logging.root.manager.loggerDict))]
-    saved = [(lg, list(lg.handlers), lg.level, lg.propagate) for lg in loggers if isinstance(lg, logging.Logger)]
+    the stream pytest captures then); put the loggers back so no later test writes to a closed stream.
+    Only loggers that changed are touched (setting a level clears every logger's cache)."""
+    loggers = [logging.getLogger(), *(lg for lg in list(logging.root.manager.loggerDict.values())
+                                      if isinstance(lg, logging.Logger))]
+    saved = [(lg, list(lg.handlers), lg.level, lg.propagate, lg.disabled) for lg in loggers]
     yield
-    for logger, handlers, level, propagate in saved:
-        logger.handlers[:] = handlers
-        logger.setLevel(level)
-        logger.propagate = propagate
+    changed = False
+    for logger, handlers, level, propagate, disabled in saved:
+        if logger.handlers != handlers:
+            logger.handlers[:] = handlers
+        if (logger.level, logger.propagate, logger.disabled) != (level, propagate, disabled):
+            logger.level, logger.propagate, logger.disabled = level, propagate, disabled
+            changed = True
+    if changed:
+        logging.getLogger().setLevel(logging.getLogger().level)  # clears the loggers' level cache once
 
 
 @pytest.fixture

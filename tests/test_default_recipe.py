@@ -43,7 +43,7 @@ def test_record_files(run_recipe):
 
 
 def test_pictures_can_be_switched_off(run_recipe):
-    run = run_recipe("sparse_nn", "report.pictures=false")
+    run = run_recipe("partition_latency", "report.pictures=false")
     assert run.summary["status"] == "passed"
     assert (run.run_dir / "partition/partition_report.md").is_file()
     assert not (run.run_dir / "partition/partition_graph.png").exists()

@@ -25,6 +25,7 @@ from fxflow.config.errors import ConfigError, Problem
 from fxflow.config.validate import resolve
 from fxflow.paths import shown
 from fxflow.plan import plan_run
+from fxflow.requirements import RequirementMissing
 from fxflow.recipes import recipe_files, unreadable_recipes
 
 
@@ -35,6 +36,7 @@ class Verdict:
     recipe: str
     composed: Composed | None = None
     problems: list[tuple[str, str]] = field(default_factory=list)  # (rendered problem, file that set the key)
+    note: str = ""  # said of a valid recipe (e.g. that this machine would skip it)
 
     @property
     def valid(self) -> bool:
@@ -55,7 +57,8 @@ def run(args: argparse.Namespace, console: Console) -> int:
     for verdict in verdicts:
         if verdict.valid:
             files = ", ".join(verdict.composed.files[:1]) if verdict.composed else ""
-            console.print(f"[green]valid[/]    {escape(verdict.recipe)}  [dim]{escape(files)}[/]", highlight=False)
+            note = f"  [yellow]{escape(verdict.note)}[/]" if verdict.note else ""
+            console.print(f"[green]valid[/]    {escape(verdict.recipe)}  [dim]{escape(files)}[/]{note}", highlight=False)
             continue
         console.print(f"[red]invalid[/]  {escape(verdict.recipe)}: {len(verdict.problems)} problem(s)", highlight=False)
         for text, where in verdict.problems:
@@ -86,6 +89,8 @@ def check_recipe(recipe: str, overrides: list[str] = (), with_origins: bool = Fa
         return verdict
     try:
         plan_run(resolve(verdict.composed.cfg), verdict.composed.files)
+    except RequirementMissing as exc:  # a valid recipe; this machine lacks what it needs to run
+        verdict.note = f"valid; it would be skipped here: {exc}"
     except ConfigError as exc:
         if not verdict.composed.origins:
             verdict.composed = compose_with_origins(recipe, overrides)
