@@ -85,19 +85,3 @@ def test_readme_sweep_with_joblib_leaves_one_summary_that_a_rerun_skips(tmp_path
     assert run() == 0
     rows = json.loads((sweep / "sweep_summary.json").read_text())["jobs"]
     assert all(row["earlier"] and row["status"] == "passed" for row in rows)
-
-
-def test_verbs_run_before_hydra_sees_the_line(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "fxflow", "ls", "devices"], cwd=tmp_path,
-                          capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
-    assert "three_of_1500b" in proc.stdout and "missing EQUAL" not in proc.stderr
-
-
-def test_version_is_fxflows(capsys):
-    import fxflow
-    from fxflow.cli import main
-
-    with pytest.raises(SystemExit) as exit_info:
-        main(["--version"])
-    assert exit_info.value.code in (0, None) and capsys.readouterr().out.startswith(f"fxflow {fxflow.__version__} ")

@@ -7,7 +7,7 @@ from hydra.errors import MissingConfigException
 
 
 def test_default_run_is_sparse_nn_and_passes(run_recipe):
-    run = run_recipe()
+    run = run_recipe(None, "report.pictures=false")  # the picture: test_record_files
     assert run.summary["recipe"] == "sparse_nn"
     assert run.summary["status"] == "passed"
     metrics = run.metrics

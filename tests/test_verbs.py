@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 import io
 
 from rich.console import Console
@@ -81,3 +83,23 @@ def test_diff_shows_config_figures_with_change_and_checks(run_recipe, tmp_path):
     assert any(x.startswith("expect.partition.critical_path_latency") and "fail (shown only)" in x
                for x in out.splitlines())
     assert verb("diff", str(a.run_dir), str(tmp_path / "nothing"))[0] == 2
+
+
+def test_verbs_run_before_hydra_sees_the_line(capsys):
+    """The entry point dispatches a verb before Hydra parses the line (Hydra would say 'missing EQUAL')."""
+    from fxflow.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["ls", "devices"])
+    captured = capsys.readouterr()
+    assert exit_info.value.code in (0, None), captured.out + captured.err
+    assert "three_of_1500b" in captured.out and "missing EQUAL" not in captured.err
+
+
+def test_version_is_fxflows(capsys):
+    import fxflow
+    from fxflow.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code in (0, None) and capsys.readouterr().out.startswith(f"fxflow {fxflow.__version__} ")
