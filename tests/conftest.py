@@ -20,18 +20,19 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
-import torch
-from hydra._internal.config_loader_impl import ConfigLoaderImpl
-from hydra.core.override_parser.overrides_parser import OverridesParser
-from omegaconf import DictConfig
 
-from fxflow.compose import compose_recipe
 from fxflow.paths import conf_dir, user_config_dirs
-from fxflow.pipeline import run_job
-from fxflow.run_state import RunState
+
+if TYPE_CHECKING:
+    from omegaconf import DictConfig
+
+    from fxflow.run_state import RunState
+
+# torch, Hydra and the pipeline are imported where they are used: a pytest-xdist controller loads
+# this file too, and only the workers run tests.
 
 REPO = Path(__file__).resolve().parents[1]
 _GROUPS = {p.name for p in conf_dir().iterdir() if p.is_dir()} | {"recipe"}
@@ -41,6 +42,11 @@ _COMPOSED: dict[tuple[str | None, tuple[str, ...]], tuple[DictConfig, list[str]]
 def compose_cached(recipe: str | None, overrides: list[str]) -> tuple[DictConfig, list[str]]:
     """compose_recipe(recipe, overrides), composing each recipe and group choice only once (only the
     shipped configs are cached: a test's own config folder may change between calls)."""
+    from hydra._internal.config_loader_impl import ConfigLoaderImpl
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    from fxflow.compose import compose_recipe
+
     if user_config_dirs():
         return compose_recipe(recipe, overrides)
     try:
@@ -69,10 +75,17 @@ def _as_shown(path: str) -> str:
     except ValueError:
         return path
 
-# Test inputs are small: one intra-op thread is as fast as several, and on a shared machine it
-# keeps OpenMP workers from spinning against each other (ResNet-18 at 2x3x64x64: ~20 ms a call
-# with one thread, up to 0.8 s with two under load).
-torch.set_num_threads(1)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Test inputs are small: one intra-op thread is as fast as several, and on a shared machine it
+    keeps OpenMP workers from spinning against each other (ResNet-18 at 2x3x64x64: ~20 ms a call
+    with one thread, up to 0.8 s with two under load). Not in an xdist controller: it runs no test."""
+    if getattr(config.option, "numprocesses", None) and not hasattr(config, "workerinput"):
+        return
+    import torch
+
+    torch.set_num_threads(1)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -98,6 +111,8 @@ class RecipeRun:
 
 
 def run_in_process(recipe: str | None, overrides: list[str], run_dir: Path) -> RecipeRun:
+    from fxflow.pipeline import run_job
+
     cfg, files = compose_cached(recipe, overrides)
     state = run_job(cfg, run_dir, overrides, files)
     summary = json.loads((run_dir / "summary.json").read_text())
