@@ -49,7 +49,7 @@ class ResidualStack(nn.Module):
         return self.blocks(x)
 
 
-class ParallelBranches(nn.Module):
+class ParallelChains(nn.Module):
     """`branches` Linear+ReLU chains of `depth` layers on the same input, summed:
     branches * (2 * depth + 1) + 1 graph nodes."""
 
@@ -105,7 +105,7 @@ def _sparse_nn(tables: int) -> SparseNN:
 FAMILIES: dict[str, tuple[Callable[[int], int], Callable[[int], nn.Module], Callable[[nn.Module], list]]] = {
     "chain": (lambda s: 2 * s + 2, lambda s: LinearReLUChain(s), lambda m: [torch.rand(2, 16)]),
     "residual": (lambda s: 4 * s + 2, lambda s: ResidualStack(s), lambda m: [torch.rand(2, 16)]),
-    "parallel": (lambda s: 4 * (2 * s + 1) + 1, lambda s: ParallelBranches(4, s), lambda m: [torch.rand(2, 16)]),
+    "parallel": (lambda s: 4 * (2 * s + 1) + 1, lambda s: ParallelChains(4, s), lambda m: [torch.rand(2, 16)]),
     "transformer": (lambda s: 16 * s + 2, lambda s: TransformerStack(s), lambda m: [torch.rand(2, 4, 8)]),
     "sparse_nn": (lambda s: 19 + 3 * s + s // 2, lambda s: _sparse_nn(s), lambda m: [
         torch.rand(2, 2), torch.randint(10, (8,)), torch.tensor([0, 4])]),
