@@ -27,7 +27,7 @@ from fxflow.checks.equivalence import CallFailed, Reference, check_equivalence
 from fxflow.checks.expectations import check_error, check_metrics, check_raises, flatten_expectations
 from fxflow.checks.result import Check
 from fxflow.checks.scenario import scenario_changes
-from fxflow.config.errors import ConfigError, Problem
+from fxflow.config.errors import ConfigError, Problem, first_line
 from fxflow.config.schema import ReportSpec
 from fxflow.config.validate import resolve
 from fxflow.facts import flatten
@@ -71,7 +71,7 @@ def run_job(cfg: DictConfig | dict[str, Any], run_dir: Path, overrides: list[str
         record = RunRecord(run_dir)
     except OSError as exc:
         raise RecordError(f"cannot create the run directory {run_dir} (hydra.run.dir): {type(exc).__name__}: "
-                          f"{_first_line(exc)}") from exc
+                          f"{first_line(exc)}") from exc
     if isinstance(cfg, DictConfig):
         recipe = OmegaConf.select(cfg, "recipe", default="?", throw_on_resolution_failure=False)
     else:
@@ -111,7 +111,7 @@ def run_job(cfg: DictConfig | dict[str, Any], run_dir: Path, overrides: list[str
             else:
                 state.error = {"stage": state.step, "type": type(exc).__name__,
                                "message": f"{state.step} failed ({key_of(state.step)}): {type(exc).__name__}: "
-                                          f"{_first_line(exc)}"}
+                                          f"{first_line(exc)}"}
                 log.error("step %s failed\n%s", state.step, traceback.format_exc())
             if interrupt is not None:
                 _finish(record, state, run_dir, start)
@@ -147,7 +147,7 @@ def _present(present: Callable[[RunState, Path], None], record: RunRecord, state
         log.error("printing the summary failed\n%s", traceback.format_exc())
         state.error = {"stage": "print", "type": type(exc).__name__,
                        "message": f"printing the summary to the terminal (stdout) failed: {type(exc).__name__}: "
-                                  f"{_first_line(exc)}"}
+                                  f"{first_line(exc)}"}
         state.settle()
         _write_summary(record, state, run_dir)
 
@@ -163,13 +163,13 @@ def _write_summary(record: RunRecord, state: RunState, run_dir: Path) -> None:
     minimal = {"recipe": state.recipe, "status": "error" if state.status != "running" else "running",
                "error": {"stage": "record", "type": type(first).__name__,
                          "message": f"writing summary.json in {run_dir} failed: {type(first).__name__}: "
-                                    f"{_first_line(first)}"},
+                                    f"{first_line(first)}"},
                "run_dir": str(run_dir)}
     try:
         record.write_json("summary.json", minimal)
     except Exception as exc:  # noqa: BLE001
         raise RecordError(f"cannot write summary.json in {run_dir} (hydra.run.dir): {type(exc).__name__}: "
-                          f"{_first_line(exc)}") from exc
+                          f"{first_line(exc)}") from exc
     if state.status != "running":
         state.status = "error"
         state.error = minimal["error"]
@@ -347,7 +347,7 @@ def _record_stage(record: RunRecord, state: RunState, index: int, name: str, bef
             state.report.extend(report.terminal(name, state.facts[name]))
     except Exception as exc:  # noqa: BLE001
         raise StepError("record", f"writing the record of stage {name} into {record.run_dir} (hydra.run.dir) "
-                        f"failed: {type(exc).__name__}: {_first_line(exc)}", exc) from exc
+                        f"failed: {type(exc).__name__}: {first_line(exc)}", exc) from exc
     state.files[name] = files
 
 
@@ -477,11 +477,6 @@ def key_of(step: str) -> str:
     return fixed.get(step, f"transforms.{step}")
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
 def _cause_line(exc: BaseException) -> str:
     """The first line of the innermost cause (torch's own words), after the outer line when they differ.
 
@@ -493,10 +488,10 @@ def _cause_line(exc: BaseException) -> str:
     while inner.__cause__ is not None and id(inner.__cause__) not in seen:
         inner = inner.__cause__
         seen.add(id(inner))
-    outer = _first_line(exc)
+    outer = first_line(exc)
     if inner is exc:
         return outer
-    return f"{outer} (caused by {type(inner).__name__}: {_first_line(inner)})"
+    return f"{outer} (caused by {type(inner).__name__}: {first_line(inner)})"
 
 
 def _model_facts(model: Any) -> dict[str, Any]:

@@ -49,6 +49,22 @@ def problems(draw, max_nodes: int = 8, max_devices: int = 3, min_nodes: int = 1,
                    tuple(draw(st.integers(1, 5)) for _ in range(num_aux)), devices, rate)
 
 
+def draw_acyclic_placement(problem: Problem, data) -> Placement:
+    """One partition per device a random assignment uses; `assume` rejects one whose partitions
+    would feed each other in a cycle (split_module cannot build those)."""
+    from hypothesis import assume
+
+    from fxflow.partitioning.placement import topological_partitions
+
+    k = len(problem.devices)
+    assign = [data.draw(st.integers(0, k - 1)) for _ in range(problem.num_nodes)]
+    used = sorted(set(assign))
+    placement = Placement(tuple(used.index(d) for d in assign), tuple((d,) for d in used))
+    firsts = [placement.partition_of.index(p) for p in range(placement.num_partitions)]
+    assume(topological_partitions(partition_graph(problem, placement), firsts) is not None)
+    return placement
+
+
 def all_placements(problem: Problem, contiguous: bool = False):
     """Every valid placement with one partition per device (or every contiguous split of graph order)."""
     n, k = problem.num_nodes, len(problem.devices)

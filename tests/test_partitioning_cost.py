@@ -30,7 +30,7 @@ from fxflow.partitioning import (
     size_nodes,
 )
 from fxflow.partitioning.placement import partition_graph, topological_partitions
-from partition_graphs import brute_force_latency, fx_modules, longest_path_triples, problems
+from partition_graphs import brute_force_latency, draw_acyclic_placement, fx_modules, longest_path_triples, problems
 
 
 def _seed_latency(gm, unweighted):
@@ -128,12 +128,7 @@ def test_equal_to_torch_helpers(module, data):
 @settings(max_examples=40, deadline=None)
 @given(problem=problems(max_nodes=7, max_devices=3), data=st.data())
 def test_equal_to_path_enumeration(problem, data):
-    k = len(problem.devices)
-    assign = [data.draw(st.integers(0, k - 1)) for _ in range(problem.num_nodes)]
-    used = sorted(set(assign))
-    placement = Placement(tuple(used.index(d) for d in assign), tuple((d,) for d in used))
-    firsts = [placement.partition_of.index(p) for p in range(placement.num_partitions)]
-    assume(topological_partitions(partition_graph(problem, placement), firsts) is not None)
+    placement = draw_acyclic_placement(problem, data)
     latencies, critical = brute_force_latency(problem, placement)
     assert [lat.overall_latency_sec for lat in partition_latencies(problem, placement)] == latencies
     assert critical_path_latency(problem, placement) == critical

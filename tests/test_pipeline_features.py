@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 
 import pytest
-import torch
 
 from fxflow.checks import expectations as ex
 from fxflow.pipeline import run_job

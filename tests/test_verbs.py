@@ -96,10 +96,16 @@ def test_verbs_run_before_hydra_sees_the_line(capsys):
     assert "three_of_1500b" in captured.out and "missing EQUAL" not in captured.err
 
 
-def test_version_is_fxflows(capsys):
+def test_version_through_the_entry_point(capsys):
     import fxflow
     from fxflow.cli import main
 
     with pytest.raises(SystemExit) as exit_info:
         main(["--version"])
     assert exit_info.value.code in (0, None) and capsys.readouterr().out.startswith(f"fxflow {fxflow.__version__} ")
+
+
+def test_validate_calls_a_recipe_the_machine_cannot_run_valid_and_says_it_would_be_skipped():
+    code, out = verb("validate", "partition_latency", "requires.packages=[surely_not_installed_pkg]")
+    assert code == 0 and "1 of 1 recipe(s) valid" in out
+    assert "would skip the run: package 'surely_not_installed_pkg' is not installed" in " ".join(out.split())

@@ -44,6 +44,12 @@ class ConfigError(Exception):
         return head + ":\n" + "\n".join(f"  - {p.render()}" for p in self.problems)
 
 
+def first_line(exc: BaseException) -> str:
+    """An exception's first line (its type's name when it has no text): the part a message quotes."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 def _short(value: Any, limit: int = 80) -> str:
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."

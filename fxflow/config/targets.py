@@ -46,6 +46,8 @@ from typing import Any, Callable, Iterable
 import torch
 from hydra.utils import instantiate
 
+from fxflow.config.errors import first_line
+
 DOTTED = re.compile(r"^[A-Za-z][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$")
 ENV_VAR = "FXFLOW_TRUSTED_PACKAGES"
 
@@ -294,7 +296,7 @@ def _import_object(path: str, accepted: str) -> Any:
                 raise TargetRefused(f"cannot be imported: {type(exc).__name__}: {exc}", accepted) from None
             continue
         except Exception as exc:  # noqa: BLE001 - a trusted module that fails to import is a config problem
-            raise TargetRefused(f"cannot be imported: {type(exc).__name__}: {_first_line(exc)}", accepted) from None
+            raise TargetRefused(f"cannot be imported: {type(exc).__name__}: {first_line(exc)}", accepted) from None
     if module is None:
         raise TargetRefused("cannot be imported: no module of that name", accepted)
     obj: Any = module
@@ -314,11 +316,6 @@ def _kind_of(obj: Any) -> str:
     if isinstance(obj, types.FunctionType):
         return "function"
     return type(obj).__name__
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _nearest_pyproject(start: Path) -> Path | None:

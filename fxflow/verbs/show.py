@@ -39,6 +39,8 @@ def run(args: argparse.Namespace, console: Console) -> int:
             console.print(escape(line), highlight=False, soft_wrap=True)
     if verdict.valid:
         console.print("# valid: the run would start with exactly these values", highlight=False)
+        if verdict.note:
+            console.print(f"# {escape(verdict.note)}", highlight=False)
         return 0
     console.print(f"[red]# {len(verdict.problems)} problem(s)[/]", highlight=False)
     for text, where in verdict.problems:

@@ -90,7 +90,7 @@ def check_recipe(recipe: str, overrides: list[str] = (), with_origins: bool = Fa
     try:
         plan_run(resolve(verdict.composed.cfg), verdict.composed.files)
     except RequirementMissing as exc:  # a valid recipe; this machine lacks what it needs to run
-        verdict.note = f"valid; it would be skipped here: {exc}"
+        verdict.note = f"this machine would skip the run: {exc}"
     except ConfigError as exc:
         if not verdict.composed.origins:
             verdict.composed = compose_with_origins(recipe, overrides)
