@@ -23,6 +23,7 @@ from fxflow.config.schema import RunConfig
 from fxflow.config.targets import ModelTarget, TargetPolicy
 from fxflow.config.validate import validate_schema
 from fxflow.requirements import RequirementMissing, unmet
+from fxflow.steps import Step
 from fxflow.tracers import Tracer
 from fxflow.transforms.base import Transform
 
@@ -52,6 +53,10 @@ class Plan:
     def comparable_stages(self) -> list[str]:
         """Stages equivalence applies to: all but probes, which inspect without changing the module."""
         return ["trace", *(name for name, t in self.transforms.items() if not t.probe)]
+
+    def step(self, stage: str) -> Step:
+        """The step that made `stage`'s module, worded by the tracer or the transform behind it."""
+        return self.tracer.step() if stage == "trace" else self.transforms[stage].step(stage)
 
 
 def load_transforms() -> None:

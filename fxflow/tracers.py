@@ -7,7 +7,7 @@ import inspect
 import textwrap
 from abc import ABC, abstractmethod
 from types import FunctionType
-from typing import Any, Callable
+from typing import Any, Callable, ClassVar
 
 import torch
 from pydantic import BaseModel, ConfigDict, field_validator
@@ -16,12 +16,23 @@ from torch.fx import GraphModule
 from torch.fx import Tracer as FxTracer
 
 from fxflow.config.targets import TargetPolicy, TargetRefused
+from fxflow.steps import Step
 
 
 class Tracer(BaseModel, ABC):
     """Base for tracer components: `trace(root, inputs)` gives the GraphModule to transform."""
 
     model_config = ConfigDict(extra="forbid")
+
+    # What a model must be for this tracer, and where else to turn: said when tracing fails.
+    advice: ClassVar[str] = (
+        "a model whose control flow does not depend on tensor values; otherwise pick tracer=meta (shape-dependent "
+        "code), tracer=rewriting (assert statements), or set tracer.concrete_args / tracer.leaf_modules")
+
+    def step(self) -> Step:
+        """The trace step, worded by this tracer."""
+        return Step("trace", "tracer._target_", f"the model cannot be traced by {type(self).__name__} (tracer._target_)",
+                    self.advice, failed="")
 
     @abstractmethod
     def trace(self, root: torch.nn.Module | Callable, inputs: dict[str, Any]) -> GraphModule:

@@ -86,7 +86,7 @@ def test_disk_full_while_writing_graphs_is_an_error_with_a_complete_summary(run_
     def full(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr("fxflow.pipeline.write_stage_graph", full)
+    monkeypatch.setattr("fxflow.record.stage_files.write_stage_graph", full)
     run = run_recipe("replace_target_nodes_with")
     assert run.summary["status"] == "error" and run.summary["error"]["stage"] == "record"
     assert "hydra.run.dir" in run.summary["error"]["message"] and "No space left" in run.summary["error"]["message"]

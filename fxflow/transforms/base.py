@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any, Callable, ClassVar
 from pydantic import BaseModel, ConfigDict
 from torch.fx import GraphModule
 
+from fxflow.steps import Step
+
 if TYPE_CHECKING:
     from fxflow.config.schema import DeviceSpec
     from fxflow.inputs import InputSet
@@ -58,6 +60,10 @@ class Transform(BaseModel, ABC):
     invalidates: ClassVar[tuple[str, ...]] = ()
     uses_devices: ClassVar[bool] = False
     probe: ClassVar[bool] = False
+
+    def step(self, name: str) -> Step:
+        """This stage as a step of the run, for a failure message naming its config key."""
+        return Step(name, f"transforms.{name}", f"transforms.{name} ({type(self).__name__})")
 
     @abstractmethod
     def apply(self, gm: GraphModule, ctx: StageContext) -> GraphModule | Callable[..., Any]:
