@@ -37,6 +37,7 @@ from fxflow.record.summary import RecordError, finish, present as _present, writ
 from fxflow.record.writer import RunRecord
 from fxflow.requirements import RequirementMissing
 from fxflow.run_state import RunState
+from fxflow.stages import kind_of
 from fxflow.settlement import TRACE_RNG_OFFSET, Equivalence, Failure, settle_checks
 from fxflow.steps import BUILD, INPUTS, RECORD, StepError, error_entry, inputs_misfit, key_of
 from fxflow.transforms.base import StageContext
@@ -180,12 +181,14 @@ def _apply_transforms(plan: Plan, modules: dict[str, Any], inputs: InputSet, rec
             log.info("stage %s raised %s: %s", name, type(exc).__name__, exc)
             return Failure(name, exc)
         state.facts[name] = ctx.facts
+        modules[name] = out
+        with transform.step(name).guard():
+            typed = transform.ensures(kind_of(gm), out, ctx.facts)
         state.stages.append(name)
         if transform.probe:
             state.notes.append(f"{name} is a probe: it inspects without changing the module, so equivalence "
                                "does not apply to it")
-        modules[name] = out
-        record_stage(record, state, index, name, gm, out, plan.spec.report)
+        record_stage(record, state, index, name, gm, out, plan.spec.report, typed)
         gm = out
         if name in judge.stages:
             with state.timed(f"check.{name}", step=name):

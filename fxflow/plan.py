@@ -23,6 +23,7 @@ from fxflow.config.schema import RunConfig
 from fxflow.config.targets import ModelTarget, TargetPolicy
 from fxflow.config.validate import validate_schema
 from fxflow.requirements import RequirementMissing, unmet
+from fxflow.stages import GRAPH
 from fxflow.steps import Step
 from fxflow.tracers import Tracer
 from fxflow.transforms.base import Transform
@@ -157,10 +158,19 @@ def _input_names(model: ModelTarget, inputs: dict[str, Any]) -> list[Problem]:
 
 
 def _transform_order(transforms: dict[str, Transform]) -> list[Problem]:
-    """Each transform's `requires` must be provided by an earlier one (and not invalidated since)."""
+    """Each transform must take the kind of module the stage before it gives (the trace gives a
+    GraphModule), and its `requires` must be provided by an earlier one (and not invalidated since)."""
     problems = []
     have: dict[str, str] = {}
+    kind, source = GRAPH, "the trace (tracer)"
     for name, transform in transforms.items():
+        if not kind.is_a(transform.takes):
+            problems.append(Problem(
+                f"transforms.{name}", f"({type(transform).__name__}) takes {transform.takes.words}, but {source} before "
+                f"it gives {kind.words}: the stages do not chain", None,
+                f"a step that takes {kind.words} after {source}, or transforms.{name} before it"))
+        kind = transform.gives_for(kind if kind.is_a(transform.takes) else transform.takes)
+        source = f"transforms.{name} ({type(transform).__name__})"
         for need in transform.requires:
             if need not in have:
                 givers = sorted({f"{t.__module__}.{t.__name__}" for t in _providers(need)})

@@ -39,6 +39,8 @@ class DistributedModule:
     Execution is forward-only under `torch.no_grad()`; each rank seeds its own RNG with `seed`.
     """
 
+    module_kind = "distributed"  # the stage kind it is (fxflow.stages): not an nn.Module, not a graph
+
     def __init__(self, split: GraphModule, placement: Placement | Mapping[int, Any], backend: str = "gloo", *,
                  timeout_s: float = 60.0, start_timeout_s: float | None = None, start_method: str = "forkserver",
                  threads_per_worker: int = 1, host: str = "127.0.0.1", seed: int = 0):

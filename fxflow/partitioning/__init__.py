@@ -43,13 +43,7 @@ Modules: `problem` (what is placed), `sizing`, `placement` (memory, partition gr
 `cost`, `state` (incremental placement for search), `orders`, `algorithms/*`, `split`.
 """
 
-# Key of the partition facts a partitioned module carries in its `meta` dict (`GraphModule.meta`):
-# the JSON facts the partition stage recorded (`partitions[*].{id, devices, logical_device_ids,
-# parents, children, latency}`, `critical_path_latency`, ...). Stages after partitioning read
-# the placement from there instead of from the partitioner that made it.
-PARTITION_FACTS = "fxflow.partitions"
-
-from fxflow.partitioning.algorithms import ALGORITHMS, partition  # noqa: E402
+from fxflow.partitioning.algorithms import ALGORITHMS, partition
 from fxflow.partitioning.cost import (
     PartitionLatency,
     ZeroTransferRate,

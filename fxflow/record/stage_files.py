@@ -13,19 +13,21 @@ from fxflow.record.graphs import write_stage_graph
 from fxflow.record.writer import RunRecord
 from fxflow.reports.stage import reports_for
 from fxflow.run_state import RunState
+from fxflow.stages import StageFacts
 from fxflow.steps import RECORD, StepError
 
 
 def record_stage(record: RunRecord, state: RunState, index: int, name: str, before: Any, after: Any,
-                 options: ReportSpec) -> None:
-    """Write stage `name` (the `index`-th) into the record; a write that fails is the record step's error."""
+                 options: ReportSpec, typed: StageFacts | None = None) -> None:
+    """Write stage `name` (the `index`-th) into the record, with the reports for the type of its
+    facts (`typed`); a write that fails is the record step's error."""
     facts = state.facts.setdefault(name, {})
     facts["graph"] = graph_facts(after)
     files: list[str] = []
     try:
         if isinstance(after, GraphModule):
             files += write_stage_graph(record, index, name, after)
-        for report in reports_for(facts):
+        for report in reports_for(typed):
             files += report.write(record, name, facts, before, after, options)
             state.report.extend(report.terminal(name, facts))
     except Exception as exc:  # noqa: BLE001

@@ -18,6 +18,7 @@ from rich.table import Table
 from tabulate import tabulate
 
 from fxflow.config.schema import ReportSpec
+from fxflow.distributed.facts import ExecutionFacts
 from fxflow.record.writer import RunRecord
 from fxflow.reports.stage import StageReport
 
@@ -31,8 +32,7 @@ _EDGE_HEADERS = ["value", "ranks", "partitions", "bytes", "transfer ms", "MB/s"]
 class ExecutionReport(StageReport):
     """Measured vs predicted per partition: a table and words in the terminal, markdown and a bar chart in the record."""
 
-    def applies(self, facts: dict[str, Any]) -> bool:
-        return {"world_size", "ranks", "placement"} <= set(facts)
+    facts_type = ExecutionFacts
 
     def write(self, record: RunRecord, stage: str, facts: dict[str, Any], before: Any, after: Any,
               options: ReportSpec) -> list[str]:

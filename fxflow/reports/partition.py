@@ -15,6 +15,7 @@ from rich.table import Table
 from rich.text import Text
 from tabulate import tabulate
 from fxflow.config.schema import ReportSpec
+from fxflow.partitioning.facts import PartitionFacts
 from fxflow.record.writer import RunRecord
 from fxflow.reports.partition_picture import draw_partitions
 from fxflow.reports.stage import StageReport, graph_of
@@ -26,8 +27,7 @@ _HEADERS = ["partition", "device(s)", "compute nodes", "memory used / budget (B)
 class PartitionReport(StageReport):
     """`<stage>/partition_report.{md,json}` and `partition_graph.png`; a table and words in the terminal."""
 
-    def applies(self, facts: dict[str, Any]) -> bool:
-        return "partitions" in facts and "devices" in facts
+    facts_type = PartitionFacts
 
     def write(self, record: RunRecord, stage: str, facts: dict[str, Any], before: Any, after: Any,
               options: ReportSpec) -> list[str]:

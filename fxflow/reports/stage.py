@@ -1,10 +1,15 @@
-"""The stage-report interface and the registry the pipeline consults after every stage."""
+"""The stage-report interface and the registry the pipeline consults after every stage.
+
+A report is chosen by the type of a stage's facts (`facts_type`): a stage whose transform
+declares `PartitionFacts` gets the partition report, whatever keys other stages record.
+"""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any
+from typing import Any, ClassVar
 
+from pydantic import BaseModel
 from torch.fx import GraphModule
 
 from fxflow.config.schema import ReportSpec
@@ -12,11 +17,9 @@ from fxflow.record.writer import RunRecord
 
 
 class StageReport(ABC):
-    """Renders one kind of stage facts: files into the record, renderables for the terminal."""
+    """Renders one type of stage facts: files into the record, renderables for the terminal."""
 
-    @abstractmethod
-    def applies(self, facts: dict[str, Any]) -> bool:
-        """Whether this stage's facts are the kind this report shows."""
+    facts_type: ClassVar[type[BaseModel]]  # the facts model this report shows
 
     @abstractmethod
     def write(self, record: RunRecord, stage: str, facts: dict[str, Any], before: Any, after: Any,
@@ -37,8 +40,9 @@ def stage_reports() -> list[StageReport]:
     return [PartitionReport(), ExecutionReport()]
 
 
-def reports_for(facts: dict[str, Any]) -> list[StageReport]:
-    return [report for report in stage_reports() if report.applies(facts)]
+def reports_for(facts: BaseModel | None) -> list[StageReport]:
+    """The reports for a stage whose facts are `facts` (typed by the transform's facts model)."""
+    return [report for report in stage_reports() if isinstance(facts, report.facts_type)]
 
 
 def graph_of(module: Any) -> GraphModule | None:

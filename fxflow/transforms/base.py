@@ -13,14 +13,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, ClassVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError
 from torch.fx import GraphModule
 
+from fxflow.stages import GRAPH, ModuleKind, StageFacts, kind_of
 from fxflow.steps import Step
 
 if TYPE_CHECKING:
     from fxflow.config.schema import DeviceSpec
     from fxflow.inputs import InputSet
+
+
+class BrokenContract(RuntimeError):
+    """A transform returned another kind of module than it declares, or facts that do not fit its model."""
 
 
 @dataclass
@@ -43,9 +48,13 @@ class Transform(BaseModel, ABC):
     """One named pipeline step: current module in, next module out.
 
     Subclasses declare their parameters as pydantic fields (validated from config before
-    anything runs) and the graph properties they need and give, so that a misordered
-    recipe is refused at validation time:
+    anything runs), the kind of module they take and give, the model of the facts they record,
+    and the graph properties they need and give, so that a misordered recipe is refused at
+    validation time (fxflow.stages says how kinds chain):
 
+        takes = GRAPH                # the default: a GraphModule (a placed one counts too)
+        gives = SCRIPTED             # the default is GRAPH; None returns what it got (a probe)
+        facts_model = ScriptFacts    # a StageFacts model; what it names must be recorded
         requires = ("node_sizes",)   # e.g. partitioning needs sized nodes
         provides = ("node_sizes",)
         invalidates = ("node_sizes",)  # a step that builds a new graph drops its sizes
@@ -55,11 +64,34 @@ class Transform(BaseModel, ABC):
 
     model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
 
+    takes: ClassVar[ModuleKind] = GRAPH
+    gives: ClassVar[ModuleKind | None] = GRAPH
+    facts_model: ClassVar[type[StageFacts]] = StageFacts
     requires: ClassVar[tuple[str, ...]] = ()
     provides: ClassVar[tuple[str, ...]] = ()
     invalidates: ClassVar[tuple[str, ...]] = ()
     uses_devices: ClassVar[bool] = False
     probe: ClassVar[bool] = False
+
+    @classmethod
+    def gives_for(cls, received: ModuleKind) -> ModuleKind:
+        """The kind this step returns when given `received`: a probe returns what it got."""
+        return received if cls.probe or cls.gives is None else cls.gives
+
+    def ensures(self, received: ModuleKind, out: Any, facts: dict[str, Any]) -> StageFacts:
+        """Check the stage kept its declared contract (the kind it returned, the facts it recorded)
+        and give its facts typed; BrokenContract says what does not hold."""
+        declared = self.gives_for(received)
+        if not kind_of(out).is_a(declared):
+            raise BrokenContract(f"{type(self).__name__} declares that it gives {declared.words}, but it returned "
+                                 f"{kind_of(out).words} ({type(out).__name__})")
+        try:
+            return self.facts_model.model_validate(facts)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"])
+            raise BrokenContract(f"{type(self).__name__} recorded facts that do not fit {self.facts_model.__name__}: "
+                                 f"{where}: {first['msg']}") from None
 
     def step(self, name: str) -> Step:
         """This stage as a step of the run, for a failure message naming its config key."""

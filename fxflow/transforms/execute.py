@@ -11,7 +11,7 @@ Usage in a recipe, after a partition stage::
       execute: {repeats: 10, microbatches: 4}
 
 The stage reads the placement from the partition facts the split module carries
-(`split.meta[PARTITION_FACTS]`, written by the partition stage whatever its backend), starts
+(`partition_facts_of(split)`, given by the partition stage whatever its backend), starts
 one worker per device holding a partition plus a driver (fxflow.distributed), and returns a
 callable that sends every call through those processes, so the run's equivalence check proves
 the distributed run against the eager model. The processes live until the pipeline closes the
@@ -50,7 +50,9 @@ from fxflow.distributed import (
     compare_with_prediction,
     placement_from_facts,
 )
-from fxflow.partitioning import PARTITION_FACTS
+from fxflow.distributed.facts import ExecutionFacts
+from fxflow.partitioning.facts import partition_facts_of
+from fxflow.stages import DISTRIBUTED, PLACED
 from fxflow.transforms.base import StageContext, Transform
 
 CALIBRATION_FILE = "calibrated_latency.json"
@@ -60,8 +62,9 @@ class ExecutePartitions(Transform):
     """One worker process per device holding a partition, activations sent point to point over
     torch.distributed; measured against the partition stage's latency prediction."""
 
-    requires: ClassVar[tuple[str, ...]] = ("partitions",)
-    invalidates: ClassVar[tuple[str, ...]] = ("partitions",)  # the result is a handle on processes, not a graph
+    takes: ClassVar = PLACED
+    gives: ClassVar = DISTRIBUTED  # a handle on processes, not a graph
+    facts_model: ClassVar = ExecutionFacts
     uses_devices: ClassVar[bool] = True
 
     backend: Literal["auto", "gloo", "nccl"] = "auto"
@@ -74,10 +77,11 @@ class ExecutePartitions(Transform):
     microbatches: NonNegativeInt = 0
 
     def apply(self, gm: GraphModule, ctx: StageContext) -> DistributedModule:
-        partition_facts = getattr(gm, "meta", {}).get(PARTITION_FACTS)
-        if partition_facts is None:
+        carried = partition_facts_of(gm)
+        if carried is None:
             raise ValueError(f"transforms.{ctx.name} runs a partitioned module, but the module it received carries no "
-                             f"partition facts (meta['{PARTITION_FACTS}']): put a partition stage right before it")
+                             "partition facts: put a partition stage right before it")
+        partition_facts = carried.model_dump(exclude_unset=True)
         torch_devices = {d.name: d.torch_device or "cpu" for d in ctx.devices}
         placement = placement_from_facts(partition_facts["partitions"], torch_devices)
         cuda = any(torch.device(slot.device).type == "cuda" for slot in placement.slots.values())

@@ -7,13 +7,14 @@ import sys
 import uuid
 import warnings
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any, ClassVar, Iterator
 
 import torch
 from pydantic import field_validator
 from pydantic_core import PydanticCustomError
 from torch.fx import GraphModule
 
+from fxflow.stages import MODULE
 from fxflow.transforms.base import StageContext, Transform
 
 
@@ -45,6 +46,8 @@ class ExportFolder(Transform):
         if not value.isidentifier():
             raise PydanticCustomError("module_name", "'{value}' is not a Python class name", {"value": value})
         return value
+
+    gives: ClassVar = MODULE  # the exported class, built from its files: no longer a GraphModule
 
     def apply(self, gm: GraphModule, ctx: StageContext) -> torch.nn.Module:
         folder = ctx.artifacts

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import copy
 from typing import ClassVar, Literal
 
 from pydantic import Field, model_validator
 from pydantic_core import PydanticCustomError
 from torch.fx import GraphModule
 
-from fxflow.partitioning import PARTITION_FACTS
+from fxflow.partitioning.facts import PartitionFacts, carry_partition_facts
 from fxflow.partitioning.fxflow_backend import ALGORITHM_NAMES, OBJECTIVE_NAMES, partition_with_fxflow
 from fxflow.partitioning.latency import LatencyModel
 from fxflow.partitioning.torch_backend import MODES, PartitionRefused, partition_with_torch
+from fxflow.stages import GRAPH, PLACED
 from fxflow.transforms.base import StageContext, Transform
 
 _LATENCY_MODES = ("cost_aware", "kl_based")
@@ -40,13 +40,15 @@ class PartitionOverDevices(Transform):
     latency model), `devices.<name>.{partitions,used_bytes}`, `idle_devices`; when the
     partitioner refuses, `refusal` says which node or budget did not fit.
 
-    The returned split module carries a copy of these facts in `split.meta[PARTITION_FACTS]`, so
-    a later stage (running the partitions on separate processes) reads the placement from the
-    module it receives, whichever backend partitioned it.
+    The returned split module carries these facts as a `PartitionFacts` object
+    (`fxflow.partitioning.facts`), so a later stage (running the partitions on separate
+    processes) reads the placement from the module it receives, whichever backend partitioned it.
     """
 
+    takes: ClassVar = GRAPH
+    gives: ClassVar = PLACED
+    facts_model: ClassVar = PartitionFacts
     requires: ClassVar[tuple[str, ...]] = ("node_sizes",)
-    provides: ClassVar[tuple[str, ...]] = ("partitions",)
     invalidates: ClassVar[tuple[str, ...]] = ("node_sizes",)
     uses_devices: ClassVar[bool] = True
 
@@ -120,7 +122,7 @@ class PartitionOverDevices(Transform):
         except KeyError as exc:
             raise KeyError(f"transforms.{ctx.name}.{exc.args[0]}") from None
         ctx.facts.update(backend=self.backend, **facts)
-        split.meta[PARTITION_FACTS] = copy.deepcopy(ctx.facts)
+        carry_partition_facts(split, PartitionFacts.model_validate(ctx.facts))
         return split
 
     def _with_torch(self, gm: GraphModule, ctx: StageContext, latency: dict) -> tuple[GraphModule, dict]:

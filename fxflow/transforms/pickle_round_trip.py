@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pickle
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import Field
 from torch.fx import GraphModule
@@ -23,6 +23,8 @@ class PickleRoundTrip(Transform):
 
     Facts: `bytes` (size of the pickle), `file`.
     """
+
+    gives: ClassVar = None  # what was pickled comes back: the kind it got
 
     protocol: int | None = Field(None, ge=0, le=pickle.HIGHEST_PROTOCOL)  # None: pickle's default
 

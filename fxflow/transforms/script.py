@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import warnings
+from typing import ClassVar
 
 import torch
 from torch.fx import GraphModule
 
+from fxflow.stages import SCRIPTED
 from fxflow.transforms.base import StageContext, Transform
 
 
@@ -20,6 +22,8 @@ class Script(Transform):
     Facts: `module` (the scripted module's class), `warnings` (how many torch emitted; torch.jit
     is deprecated in favour of torch.compile/torch.export and says so on every call).
     """
+
+    gives: ClassVar = SCRIPTED
 
     def apply(self, gm: GraphModule, ctx: StageContext) -> torch.jit.ScriptModule:
         with warnings.catch_warnings(record=True) as caught:
