@@ -20,8 +20,20 @@ from typing import Any
 import torch
 
 from fxflow.requirements import RequirementMissing
+from fxflow.stages import StageFacts
 
 LISTED_FAILURES = 20  # failures named in the facts; the counts cover all of them
+
+
+class CatalogueFacts(StageFacts):
+    """A catalogue probe's tally: cases run, passed, failed and skipped (why), the first failures."""
+
+    total: int
+    passed: int
+    failed: int
+    skipped: int
+    skip_reasons: dict[str, int]
+    failures: list[str]
 
 
 @dataclass

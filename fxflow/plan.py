@@ -166,7 +166,7 @@ def _transform_order(transforms: dict[str, Transform]) -> list[Problem]:
     for name, transform in transforms.items():
         if not kind.is_a(transform.takes):
             problems.append(Problem(
-                f"transforms.{name}", f"({type(transform).__name__}) takes {transform.takes.words}, but {source} before "
+                f"transforms.{name}", f"{type(transform).__name__} takes {transform.takes.words}, but {source} before "
                 f"it gives {kind.words}: the stages do not chain", None,
                 f"a step that takes {kind.words} after {source}, or transforms.{name} before it"))
         kind = transform.gives_for(kind if kind.is_a(transform.takes) else transform.takes)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import copy
 import operator
 
@@ -9,7 +11,17 @@ from torch.fx import GraphModule
 from torch.fx.passes.annotate_getitem_nodes import annotate_getitem_nodes
 
 from fxflow.nodes import type_name
+from fxflow.stages import StageFacts
 from fxflow.transforms.base import StageContext, Transform
+
+
+class GetitemTypeFacts(StageFacts):
+    """`getitem_nodes`, how many carried a type before and after, and each one's type."""
+
+    getitem_nodes: int
+    typed_before: int
+    typed_after: int
+    types: dict[str, str | None]
 
 
 class AnnotateGetitemNodes(Transform):
@@ -21,6 +33,8 @@ class AnnotateGetitemNodes(Transform):
     Facts: `getitem_nodes`, `typed_before`/`typed_after` (getitem nodes with a type) and `types`
     (node name -> its type after).
     """
+
+    facts_model: ClassVar = GetitemTypeFacts
 
     def apply(self, gm: GraphModule, ctx: StageContext) -> GraphModule:
         typed_before = sum(1 for n in _getitems(gm) if n.type is not None)

@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from types import BuiltinFunctionType
 
 from torch.fx import GraphModule
 from torch.fx.experimental.schema_type_annotation import AnnotateTypesWithSchema as TorchAnnotate
 
 from fxflow.nodes import node_key
+from fxflow.stages import StageFacts
 from fxflow.transforms.base import StageContext, Transform
+
+
+class SchemaTypeFacts(StageFacts):
+    """Typed nodes before and after, and the targets left untyped (all, and the Python ones)."""
+
+    typed_before: int
+    typed_after: int
+    untyped: list[str]
+    untyped_python: list[str]
 
 
 class AnnotateTypesWithSchema(Transform):
@@ -25,6 +37,8 @@ class AnnotateTypesWithSchema(Transform):
     as `op:target`, e.g. `call_module:maxpool`, `call_function:operator.add`) and `untyped_python`
     (the same without C++ builtin targets).
     """
+
+    facts_model: ClassVar = SchemaTypeFacts
 
     annotate_functionals: bool = True
     annotate_modules: bool = True

@@ -66,7 +66,7 @@ class Transform(BaseModel, ABC):
 
     takes: ClassVar[ModuleKind] = GRAPH
     gives: ClassVar[ModuleKind | None] = GRAPH
-    facts_model: ClassVar[type[StageFacts]] = StageFacts
+    facts_model: ClassVar[type[BaseModel]] = StageFacts
     requires: ClassVar[tuple[str, ...]] = ()
     provides: ClassVar[tuple[str, ...]] = ()
     invalidates: ClassVar[tuple[str, ...]] = ()

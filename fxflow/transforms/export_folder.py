@@ -14,8 +14,18 @@ from pydantic import field_validator
 from pydantic_core import PydanticCustomError
 from torch.fx import GraphModule
 
-from fxflow.stages import MODULE
+from fxflow.stages import MODULE, StageFacts
 from fxflow.transforms.base import StageContext, Transform
+
+
+class ExportFacts(StageFacts):
+    """Where the package was written and imported from, its files, what the export dropped or pickled."""
+
+    folder: str
+    package: str
+    files: list[str]
+    dropped_annotations: int
+    pickled_children: list[str]
 
 
 class ExportFolder(Transform):
@@ -37,6 +47,8 @@ class ExportFolder(Transform):
     write as code and saved with torch.save), `package` (the name it was imported under),
     `folder`, `dropped_annotations`.
     """
+
+    facts_model: ClassVar = ExportFacts
 
     module_name: str = "FxModule"
 

@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from torch.fx import GraphModule
 from torch.fx.experimental import optimization
 
 from fxflow.layers import layer_counts
+from fxflow.stages import StageFacts
 from fxflow.transforms.base import StageContext, Transform
 
 COUNTED = ("batchnorm", "conv", "linear")  # what fuse folds, and what it folds into
+
+
+class FuseFacts(StageFacts):
+    """Layer counts before and after, and how many BatchNorms were folded."""
+
+    before: dict[str, int]
+    after: dict[str, int]
+    fused: int
 
 
 class FuseConvBn(Transform):
@@ -25,6 +36,8 @@ class FuseConvBn(Transform):
     Facts: `before` and `after` (module counts by kind: batchnorm, conv, linear), `fused`
     (BatchNorm layers folded away).
     """
+
+    facts_model: ClassVar = FuseFacts
 
     no_trace: bool = False
 

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from torch.fx import GraphModule
 from torch.fx.passes.param_fetch import lift_lowering_attrs_to_nodes
 
+from fxflow.stages import StageFacts
 from fxflow.transforms.base import StageContext, Transform
+
+
+class LoweringAttrsFacts(StageFacts):
+    """How many nodes got lowering attributes, and per node its class and keys."""
+
+    lifted: int
+    nodes: dict[str, dict[str, Any]]
 
 
 class LoweringAttrs(Transform):
@@ -25,6 +33,8 @@ class LoweringAttrs(Transform):
     `<submodule>.<node>`), `lifted` (how many nodes). torch refuses a module class its book
     does not list (e.g. LayerNorm); the stage then fails with torch's message.
     """
+
+    facts_model: ClassVar = LoweringAttrsFacts
 
     probe: ClassVar[bool] = True
 

@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 from torch.fx import GraphModule
 from torch.fx.experimental.merge_matmul import merge_matmul
 
+from fxflow.stages import StageFacts
 from fxflow.transforms.base import StageContext, Transform
+
+
+class MergeMatmulFacts(StageFacts):
+    """torch.matmul calls before and after, and how many were merged."""
+
+    matmuls_before: int
+    matmuls_after: int
+    merged: int
 
 
 class MergeMatmul(Transform):
@@ -19,6 +30,8 @@ class MergeMatmul(Transform):
     torch re-traces the module with the default tracer. Facts: `matmuls_before`/`matmuls_after`
     (`torch.matmul` calls in the graph) and `merged` (calls saved).
     """
+
+    facts_model: ClassVar = MergeMatmulFacts
 
     def apply(self, gm: GraphModule, ctx: StageContext) -> GraphModule:
         before = _matmuls(gm)

@@ -7,7 +7,15 @@ from typing import Any, ClassVar
 from torch.fx import GraphModule
 
 from fxflow.nodes import qualified_target
+from fxflow.stages import StageFacts
 from fxflow.transforms.base import StageContext, Transform
+
+
+class NodeMetaFacts(StageFacts):
+    """The `meta` values found, by node target, and how many nodes had one."""
+
+    values: dict[str, list[Any]]
+    nodes: int
 
 
 class NodeMeta(Transform):
@@ -20,6 +28,8 @@ class NodeMeta(Transform):
     Facts: `values` (qualified target -> the values found, in graph order) and `nodes` (how many
     nodes hold the key).
     """
+
+    facts_model: ClassVar = NodeMetaFacts
 
     probe: ClassVar[bool] = True
 

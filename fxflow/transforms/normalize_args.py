@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import copy
 from collections import Counter
 
@@ -11,7 +13,17 @@ from torch.fx.experimental.normalize import NormalizeArgs as TorchNormalizeArgs
 from torch.fx.passes.shape_prop import ShapeProp
 
 from fxflow.nodes import qualified_target, type_name
+from fxflow.stages import StageFacts
 from fxflow.transforms.base import StageContext, Transform
+
+
+class NormalizeArgsFacts(StageFacts):
+    """Calls with positional arguments before and after, which remain, and the placeholders' types."""
+
+    positional_before: int
+    positional_after: int
+    with_positional_args: list[str]
+    placeholder_types: dict[str, str | None]
 
 
 class NormalizeArgs(Transform):
@@ -29,6 +41,8 @@ class NormalizeArgs(Transform):
     pass arguments by position) and `with_positional_args` (their qualified targets after),
     `placeholder_types` (each placeholder's annotation after).
     """
+
+    facts_model: ClassVar = NormalizeArgsFacts
 
     shape_prop: bool = False
     normalize_to_only_use_kwargs: bool = True

@@ -14,7 +14,17 @@ from torch.fx.operator_schemas import normalize_function
 
 from fxflow.config.schema import InputSpec
 from fxflow.inputs import make_inputs
+from fxflow.stages import StageFacts
 from fxflow.transforms.base import StageContext, Transform
+
+
+class NormalizeFunctionFacts(StageFacts):
+    """Whether torch normalized the call; if so, how many args remain, the kwargs and where each came from."""
+
+    normalized: bool
+    args: int | None = None
+    kwargs: list[str] | None = None
+    kwargs_from: dict[str, str] | None = None
 
 
 class NormalizeFunction(Transform):
@@ -35,6 +45,8 @@ class NormalizeFunction(Transform):
     (for each keyword whose value is one of the given objects, which one: `args.0`,
     `kwargs.the_template`); identity, not equality, as torch's test checks.
     """
+
+    facts_model: ClassVar = NormalizeFunctionFacts
 
     probe: ClassVar[bool] = True
 

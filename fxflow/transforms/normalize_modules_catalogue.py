@@ -11,7 +11,7 @@ from torch import fx, nn
 from torch.fx.experimental.normalize import NormalizeArgs
 from torch.fx.operator_schemas import normalize_module
 
-from fxflow.catalogue import Tally, assert_same, select, testing_internal
+from fxflow.catalogue import CatalogueFacts, Tally, assert_same, select, testing_internal
 from fxflow.transforms.base import StageContext, Transform
 
 RNG_SEED = 0  # both sides of an output comparison start from this RNG state (RReLU, FractionalMaxPool draw)
@@ -38,6 +38,7 @@ class NormalizeModulesCatalogue(Transform):
     """
 
     probe: ClassVar[bool] = True
+    facts_model: ClassVar = CatalogueFacts
 
     limit: PositiveInt | None = None
     include: list[str] = []

@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from torch.fx import GraphModule
 from torch.fx.experimental.normalize import NormalizeOperators as TorchNormalizeOperators
 
 from fxflow.nodes import qualified_target
+from fxflow.stages import StageFacts
 from fxflow.transforms.base import StageContext, Transform
+
+
+class NormalizeOperatorsFacts(StageFacts):
+    """Operator calls torch maps to functions, before and after, and those that remain."""
+
+    torch_operators_before: int
+    torch_operators_after: int
+    remaining: list[str]
 
 
 class NormalizeOperators(Transform):
@@ -21,6 +32,8 @@ class NormalizeOperators(Transform):
     Facts: `torch_operators_before`/`_after` (calls of those torch functions in the graph) and
     `remaining` (their qualified targets still present after; [] when all were rewritten).
     """
+
+    facts_model: ClassVar = NormalizeOperatorsFacts
 
     def apply(self, gm: GraphModule, ctx: StageContext) -> GraphModule:
         before = _torch_operator_calls(gm)

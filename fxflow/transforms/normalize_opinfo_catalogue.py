@@ -13,13 +13,22 @@ from pydantic import PositiveInt
 from torch import fx
 from torch.fx.operator_schemas import _torchscript_type_to_python_type, normalize_function
 
-from fxflow.catalogue import Tally, assert_same, select, testing_internal
+from fxflow.catalogue import CatalogueFacts, Tally, assert_same, select, testing_internal
 from fxflow.transforms.base import StageContext, Transform
 
 TEST = ("TestNormalizeOperators", "test_normalize_operator_exhaustive")  # how OpInfos address the torch test
 # Ops whose FX half torch's test leaves out (they take a list of tensors).
 FX_FAIL = {"cat", "stack", "hstack", "vstack", "dstack", "linalg.multi_dot", "_upsample_bilinear2d_aa", "_chunk_cat"}
 RNG_SEED = 0  # every call of a comparison starts from this RNG state, so random ops compare too
+
+
+class OpInfoCatalogueFacts(CatalogueFacts):
+    """The tally, plus the failures OpInfo expects, the ops that passed against that expectation,
+    and how many samples were checked."""
+
+    expected_failures: int
+    unexpected_passes: list[str]
+    samples: int
 
 
 class NormalizeOpInfoCatalogue(Transform):
@@ -50,6 +59,7 @@ class NormalizeOpInfoCatalogue(Transform):
     """
 
     probe: ClassVar[bool] = True
+    facts_model: ClassVar = OpInfoCatalogueFacts
 
     limit: PositiveInt | None = None
     include: list[str] = []

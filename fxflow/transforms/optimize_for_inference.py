@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import statistics
 import time
-from typing import Any, Callable, Literal
+from typing import Any, Callable, ClassVar, Literal
 
 import torch
 from pydantic import BaseModel, ConfigDict, NonNegativeInt, field_validator
@@ -13,6 +13,7 @@ from torch.fx import GraphModule
 from torch.fx.experimental import optimization
 
 from fxflow.layers import layer_counts
+from fxflow.stages import StageFacts
 from fxflow.transforms.base import StageContext, Transform
 
 COUNTED = ("batchnorm", "conv", "linear", "dropout", "mkldnn")
@@ -51,6 +52,15 @@ class PassConfig(BaseModel):
                 "mkldnn_layout_optimize": False if layout is None else {"heuristic": getattr(optimization, layout.heuristic)}}
 
 
+class OptimizeFacts(StageFacts):
+    """Layer counts before and after, the layout conversions, and (with timing) the speed."""
+
+    before: dict[str, int]
+    after: dict[str, int]
+    layout: dict[str, int]
+    speed: dict[str, Any] | None = None
+
+
 class OptimizeForInference(Transform):
     """Conv/BN fusion, dropout removal and MKLDNN layout conversion, as `pass_config` selects.
 
@@ -67,6 +77,8 @@ class OptimizeForInference(Transform):
     the recipe's inputs, and their ratio. Speed is reported, never expected: it depends on the
     machine and its load.
     """
+
+    facts_model: ClassVar = OptimizeFacts
 
     pass_config: PassConfig = PassConfig()
     timing_calls: NonNegativeInt = 5

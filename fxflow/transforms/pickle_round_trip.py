@@ -8,7 +8,15 @@ from typing import Any, ClassVar
 from pydantic import Field
 from torch.fx import GraphModule
 
+from fxflow.stages import MODULE, StageFacts
 from fxflow.transforms.base import StageContext, Transform
+
+
+class PickleFacts(StageFacts):
+    """The pickle's size and file."""
+
+    bytes: int
+    file: str
 
 
 class PickleRoundTrip(Transform):
@@ -24,6 +32,9 @@ class PickleRoundTrip(Transform):
     Facts: `bytes` (size of the pickle), `file`.
     """
 
+    facts_model: ClassVar = PickleFacts
+
+    takes: ClassVar = MODULE  # any module pickle can write, the package an export imported too
     gives: ClassVar = None  # what was pickled comes back: the kind it got
 
     protocol: int | None = Field(None, ge=0, le=pickle.HIGHEST_PROTOCOL)  # None: pickle's default

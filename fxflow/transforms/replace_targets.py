@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import model_validator
 from pydantic_core import PydanticCustomError
@@ -11,7 +11,14 @@ from torch.fx import GraphModule
 from torch.fx.passes import graph_manipulation
 
 from fxflow.nodes import FxOp, function_at
+from fxflow.stages import StageFacts
 from fxflow.transforms.base import StageContext, Transform
+
+
+class ReplaceTargetsFacts(StageFacts):
+    """How many nodes changed target."""
+
+    replaced: int
 
 
 class ReplaceTargets(Transform):
@@ -32,6 +39,8 @@ class ReplaceTargets(Transform):
     come only from operator, math and torch (the target policy's graph functions); method
     and module targets are public attribute names.
     """
+
+    facts_model: ClassVar = ReplaceTargetsFacts
 
     old_op: FxOp
     old_target: str

@@ -8,8 +8,15 @@ from typing import ClassVar
 import torch
 from torch.fx import GraphModule
 
-from fxflow.stages import SCRIPTED
+from fxflow.stages import SCRIPTED, StageFacts
 from fxflow.transforms.base import StageContext, Transform
+
+
+class ScriptFacts(StageFacts):
+    """The scripted module's class and how many warnings torch emitted."""
+
+    module: str
+    warnings: int
 
 
 class Script(Transform):
@@ -22,6 +29,8 @@ class Script(Transform):
     Facts: `module` (the scripted module's class), `warnings` (how many torch emitted; torch.jit
     is deprecated in favour of torch.compile/torch.export and says so on every call).
     """
+
+    facts_model: ClassVar = ScriptFacts
 
     gives: ClassVar = SCRIPTED
 

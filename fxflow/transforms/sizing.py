@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 from torch.fx import GraphModule
@@ -10,7 +10,17 @@ from torch.fx.passes import graph_manipulation
 
 from fxflow.nodes import node_sizes
 from fxflow.partitioning.sizing import size_nodes
+from fxflow.stages import StageFacts
 from fxflow.transforms.base import StageContext, Transform
+
+
+class SizeFacts(StageFacts):
+    """Bytes in all, how many nodes were sized, the largest, and (for small graphs) every node's sizes."""
+
+    total_bytes: int
+    sized_nodes: int
+    largest: dict[str, Any] | None = None
+    nodes: dict[str, dict[str, Any]] | None = None
 
 
 class SizeNodes(Transform):
@@ -29,6 +39,8 @@ class SizeNodes(Transform):
     `record_nodes` nodes `nodes.<name>.{output_bytes,total_bytes}` (the stage's node table in the
     record lists every node's sizes whatever the graph's size).
     """
+
+    facts_model: ClassVar = SizeFacts
 
     provides: ClassVar[tuple[str, ...]] = ("node_sizes",)
 

@@ -11,8 +11,24 @@ from pydantic_core import PydanticCustomError
 from torch.fx import GraphModule
 from torch.fx.passes.split_module import split_module
 
+from fxflow.stages import StageFacts
 from fxflow.transforms.base import StageContext, Transform
 from fxflow.transforms.split_policies import SplitPolicy
+
+
+class SplitFacts(StageFacts):
+    """The policy's assignment, the submodules called, their nodes, the qualname map, and whether
+    node meta survived (with `mark_meta`)."""
+
+    policy: str
+    assignment: dict[str, int]
+    submodules: list[str]
+    node_counts: dict[str, int]
+    nodes: dict[str, list[str]]
+    qualname_map: dict[str, str]
+    qualname_map_keys: list[str]
+    all_graph_modules: bool
+    meta_kept: bool | None = None
 
 
 class SplitModule(Transform):
@@ -38,6 +54,8 @@ class SplitModule(Transform):
     `all_graph_modules`, and with `mark_meta` `meta_kept` (every non-output node of every
     submodule still carries the marks).
     """
+
+    facts_model: ClassVar = SplitFacts
 
     invalidates: ClassVar[tuple[str, ...]] = ("node_sizes",)
 

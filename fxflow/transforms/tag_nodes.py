@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import copy
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from torch.fx import GraphModule
 
 from fxflow.nodes import qualified_target
+from fxflow.stages import StageFacts
 from fxflow.transforms.base import StageContext, Transform
 
 FxOp = Literal["placeholder", "call_function", "call_method", "call_module", "get_attr", "output"]
+
+
+class TagFacts(StageFacts):
+    """How many nodes were tagged."""
+
+    tagged: int
 
 
 class TagNodes(Transform):
@@ -28,6 +35,8 @@ class TagNodes(Transform):
     Pair it with the `node_meta` probe after the step under study. The computation is unchanged.
     Facts: `tagged` (how many nodes got the key).
     """
+
+    facts_model: ClassVar = TagFacts
 
     target: str
     key: str

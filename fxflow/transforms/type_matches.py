@@ -9,8 +9,16 @@ from pydantic_core import PydanticCustomError
 from torch.fx import GraphModule
 from torch.fx.operator_schemas import type_matches
 
+from fxflow.stages import StageFacts
 from fxflow.transforms.base import StageContext, Transform
 from fxflow.type_expressions import TypeExpressionError, parse_type
+
+
+class TypeMatchesFacts(StageFacts):
+    """The signature/argument pairs that matched and those that did not."""
+
+    matched: list[str]
+    unmatched: list[str]
 
 
 class TypeMatches(Transform):
@@ -27,6 +35,8 @@ class TypeMatches(Transform):
     A probe: the module is not changed. Facts: `matched` and `unmatched` (the pairs, written
     `signature <- argument`).
     """
+
+    facts_model: ClassVar = TypeMatchesFacts
 
     probe: ClassVar[bool] = True
 
