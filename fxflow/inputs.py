@@ -45,21 +45,22 @@ class InputSet(Mapping[str, Any]):
         return fn(*self.args, **self.kwargs)
 
 
-def make_inputs(specs: dict[str, InputSpec], seed: int) -> InputSet:
-    """One input set, drawn from a generator seeded with `seed`."""
+def make_inputs(specs: dict[str, InputSpec], seed: int, policy: TargetPolicy | None = None) -> InputSet:
+    """One input set, drawn from a generator seeded with `seed`; an input built from a class is
+    resolved by `policy` (a run passes its own; the environment's otherwise)."""
     gen = torch.Generator().manual_seed(seed)
-    values = {name: make_input(spec, gen) for name, spec in specs.items()}
+    values = {name: make_input(spec, gen, policy) for name, spec in specs.items()}
     return InputSet(values, frozenset(name for name, spec in specs.items() if spec.keyword))
 
 
-def make_input(spec: InputSpec, gen: torch.Generator) -> Any:
+def make_input(spec: InputSpec, gen: torch.Generator, policy: TargetPolicy | None = None) -> Any:
     """One value from its declaration; nested items and object fields draw from the same generator."""
     if spec.items is not None:
-        items = [make_input(item, gen) for item in spec.items]
+        items = [make_input(item, gen, policy) for item in spec.items]
         return tuple(items) if spec.container == "tuple" else items
     if spec.object is not None:
-        fields = {name: make_input(field, gen) for name, field in spec.object.items() if name != "_target_"}
-        return TargetPolicy.from_environment().data_class(spec.object["_target_"])(**fields)
+        fields = {name: make_input(field, gen, policy) for name, field in spec.object.items() if name != "_target_"}
+        return (policy or TargetPolicy.from_environment()).data_class(spec.object["_target_"])(**fields)
     if spec.shape is None:
         return spec.value
     dtype = getattr(torch, spec.dtype)
@@ -74,6 +75,6 @@ def make_input(spec: InputSpec, gen: torch.Generator) -> Any:
     return draw(shape, generator=gen, dtype=torch.float32).to(dtype)
 
 
-def input_sets(specs: dict[str, InputSpec], seed: int, fresh: int) -> list[InputSet]:
+def input_sets(specs: dict[str, InputSpec], seed: int, fresh: int, policy: TargetPolicy | None = None) -> list[InputSet]:
     """The declared example inputs (set 0) plus `fresh` new seeded sets."""
-    return [make_inputs(specs, seed + k) for k in range(fresh + 1)]
+    return [make_inputs(specs, seed + k, policy) for k in range(fresh + 1)]

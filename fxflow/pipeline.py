@@ -140,7 +140,7 @@ def _build(plan: Plan, state: RunState) -> tuple[Any, InputSet]:
             if isinstance(model, torch.nn.Module):
                 model.train(spec.model.train)
         with INPUTS.guard():
-            inputs = make_inputs(spec.model.inputs, spec.seed)
+            inputs = make_inputs(spec.model.inputs, spec.seed, plan.policy)
     state.facts["build"] = _model_facts(model)
     return model, inputs
 

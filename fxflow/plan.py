@@ -44,6 +44,7 @@ class Plan:
     transforms: dict[str, Transform]
     model_factory: ModelTarget
     reference_factory: ModelTarget | None
+    policy: TargetPolicy  # the run's target policy, built once: what a config's dotted paths may name
 
     @property
     def stages(self) -> list[str]:
@@ -118,7 +119,7 @@ def plan_run(cfg: dict[str, Any], files: Iterable[str] = (), policy: TargetPolic
         raise ConfigError(problems, recipe=str(cfg.get("recipe", "")), files=files)
     if missing:
         raise RequirementMissing("; ".join(missing))
-    return Plan(spec, tracer, transforms, model_factory, reference_factory)
+    return Plan(spec, tracer, transforms, model_factory, reference_factory, policy)
 
 
 def _model_name(spec: RunConfig | None, model: ModelTarget | None) -> list[Problem]:

@@ -44,7 +44,7 @@ class Equivalence:
         with Step(CHECKS.name, self.reference_key, f"preparing the equivalence checks ({self.reference_key})").guard():
             self.reference = _reference(plan, model)
         with Step(CHECKS.name, INPUTS.key, INPUTS.doing).guard():
-            self.sets = input_sets(plan.spec.model.inputs, plan.spec.seed, spec.fresh_inputs)
+            self.sets = input_sets(plan.spec.model.inputs, plan.spec.seed, spec.fresh_inputs, plan.policy)
         self.replay = plan.spec.seed + TRACE_RNG_OFFSET if spec.replay_rng else None
         self.tolerances = spec.tolerances
         if spec.stages == "all":
@@ -97,7 +97,7 @@ def settle_checks(plan: Plan, modules: dict[str, Any], failure: Failure | None, 
         stage = raise_.stage or list(modules)[-1]
         key = f"expect.raises.{index}.inputs"
         with Step(CHECKS.name, key, f"drawing the inputs of an expected raise ({key})").guard():
-            inputs = make_inputs({**plan.spec.model.inputs, **raise_.inputs}, plan.spec.seed)
+            inputs = make_inputs({**plan.spec.model.inputs, **raise_.inputs}, plan.spec.seed, plan.policy)
         name = f"raises.{stage}" + (f".{index}" if len(plan.spec.expect.raises) > 1 else "")
         pinned.append(check_raises(name, stage, modules[stage], judge.reference if raise_.reference else None,
                                    inputs, judge.replay, raise_))

@@ -10,12 +10,13 @@ from types import FunctionType
 from typing import Any, Callable, ClassVar
 
 import torch
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import BaseModel, ConfigDict, PrivateAttr, ValidationInfo, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 from torch.fx import GraphModule
 from torch.fx import Tracer as FxTracer
 
-from fxflow.config.targets import TargetPolicy, TargetRefused
+from fxflow.config.components import run_policy
+from fxflow.config.targets import TargetRefused
 from fxflow.steps import Step
 
 
@@ -64,10 +65,12 @@ class SymbolicTracer(Tracer):
     concrete_args: dict[str, Any] | None = None
     leaf_modules: list[str] = []
 
+    _leaf_classes: tuple[type, ...] = PrivateAttr(())  # resolved once, by the run's target policy
+
     @field_validator("leaf_modules")
     @classmethod
-    def _classes_import(cls, value: list[str]) -> list[str]:
-        policy = TargetPolicy.from_environment()
+    def _classes_import(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        policy = run_policy(info)
         for path in value:
             try:
                 policy.module_class(path)
@@ -77,9 +80,14 @@ class SymbolicTracer(Tracer):
                     {"path": path, "why": exc.message}) from None
         return value
 
+    @model_validator(mode="after")
+    def _resolve_leaves(self, info: ValidationInfo) -> "SymbolicTracer":
+        policy = run_policy(info) if self.leaf_modules else None
+        self._leaf_classes = tuple(policy.module_class(p) for p in self.leaf_modules) if policy else ()
+        return self
+
     def _leaves(self) -> tuple[type, ...]:
-        policy = TargetPolicy.from_environment()
-        return tuple(policy.module_class(p) for p in self.leaf_modules)
+        return self._leaf_classes
 
     def unused_settings(self, root: torch.nn.Module | Callable) -> list[tuple[str, str, str]]:
         found = []

@@ -1,11 +1,13 @@
 """Resolve and build `_target_` components (tracer, transforms, latency models) and check the
 model and reference targets, all through the target policy (`fxflow.config.targets`).
 
-Components are pydantic models, so building one with Hydra's `instantiate` also validates
-its parameters; failures are turned into Problems that carry the full dotted config path.
-Nested components (a latency model inside a partition transform) are built first, under
-their own path, and handed to `instantiate` as ready objects; `instantiate` itself never
-recurses, so a `_target_` mapping is built only where a field's type is a component kind.
+Components are pydantic models, built by validating their parameters with the run's target
+policy in pydantic's validation context (`run_policy(info)` gives it to a validator that
+resolves a dotted path, so the policy is built once per run, never again per validator);
+failures are turned into Problems that carry the full dotted config path. Nested components
+(a latency model inside a partition transform) are built first, under their own path, and
+handed in as ready objects, so a `_target_` mapping is built only where a field's type is a
+component kind.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Any, Iterator, Mapping
 import torch
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
-from pydantic import ValidationError
+from pydantic import ValidationError, ValidationInfo
 
 from fxflow.config.errors import Problem, did_you_mean, join_path, problems_from_validation
 from fxflow.config.targets import ModelTarget, TargetPolicy, TargetRefused
@@ -26,6 +28,18 @@ from fxflow.config.targets import ModelTarget, TargetPolicy, TargetRefused
 MODEL_KEYS = ("model.module", "equivalence.reference")
 # An example input built from a class: model.inputs.NAME(.items.N)*.object, also in expect.raises.
 INPUT_OBJECT = re.compile(r"(model|expect\.raises\.\d+)\.inputs\.[^.]+(\.(items\.\d+|object\.[^.]+))*\.object")
+
+
+POLICY_CONTEXT = "target_policy"  # the validation-context key under which build_component hands down the policy
+
+
+def run_policy(info: ValidationInfo | None) -> TargetPolicy:
+    """The run's target policy, as build_component hands it to validators; a component built
+    directly in Python (outside a run) gets the environment's."""
+    context = info.context if info is not None else None
+    if isinstance(context, Mapping) and isinstance(context.get(POLICY_CONTEXT), TargetPolicy):
+        return context[POLICY_CONTEXT]
+    return TargetPolicy.from_environment()
 
 
 def is_component(value: Any) -> bool:
@@ -138,6 +152,15 @@ def build_component(section: Any, path: str, problems: list[Problem], base: type
     if not fine or broken:
         return None
     params = {k: v for k, v in section.items() if k not in nested}
+    if hasattr(cls, "model_validate"):
+        try:
+            return cls.model_validate({**{k: v for k, v in params.items() if k != "_target_"}, **nested},
+                                      context={POLICY_CONTEXT: policy})
+        except ValidationError as exc:
+            problems.extend(problems_from_validation(exc, path, cls))
+        except Exception as exc:  # noqa: BLE001 - a component's own code refusing its parameters
+            problems.append(Problem(path, f"cannot be built: {type(exc).__name__}: {exc}"))
+        return None
     try:
         return instantiate(params, _convert_="all", _recursive_=False, **nested)
     except InstantiationException as exc:

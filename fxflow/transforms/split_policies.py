@@ -20,11 +20,13 @@ import inspect
 from abc import ABC, abstractmethod
 from typing import Any, Callable, Literal
 
-from pydantic import BaseModel, ConfigDict, NonNegativeInt, PositiveInt, ValidationInfo, field_validator
+from pydantic import (BaseModel, ConfigDict, NonNegativeInt, PositiveInt, PrivateAttr, ValidationInfo, field_validator,
+                      model_validator)
 from pydantic_core import PydanticCustomError
 from torch.fx import GraphModule, Node
 
-from fxflow.config.targets import TargetPolicy, TargetRefused
+from fxflow.config.components import run_policy
+from fxflow.config.targets import TargetRefused
 from fxflow.nodes import NON_COMPUTE_OPS, FxOp, function_at
 
 
@@ -130,12 +132,13 @@ class ByFunction(SplitPolicy):
     once per compute node, in graph order, so it may count as torch tests' callbacks do."""
 
     function: str
+    _callable: Callable[[Node], Any] = PrivateAttr()  # resolved once, by the run's target policy
 
     @field_validator("function")
     @classmethod
-    def _is_a_function(cls, path: str) -> str:
+    def _is_a_function(cls, path: str, info: ValidationInfo) -> str:
         try:
-            obj = TargetPolicy.from_environment().user_function(path)
+            obj = run_policy(info).user_function(path)
         except TargetRefused as exc:
             raise PydanticCustomError(
                 "split_function", "'{path}' {why}; write the dotted path of a function node -> int ({accepted})",
@@ -148,8 +151,13 @@ class ByFunction(SplitPolicy):
                 {"path": path, "signature": str(inspect.signature(obj))}) from None
         return path
 
+    @model_validator(mode="after")
+    def _resolve(self, info: ValidationInfo) -> "ByFunction":
+        self._callable = run_policy(info).user_function(self.function)
+        return self
+
     def assign(self, gm: GraphModule, nodes: list[Node]) -> dict[str, int]:
-        fn: Callable[[Node], Any] = TargetPolicy.from_environment().user_function(self.function)
+        fn = self._callable
         assigned = {}
         for node in nodes:
             partition = fn(node)
