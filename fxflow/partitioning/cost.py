@@ -26,14 +26,14 @@ search objectives (`objective_value`) instead treat a rate of 0 as free transfer
 
 from __future__ import annotations
 
-from typing import Literal, NamedTuple
+from typing import Literal, NamedTuple, get_args
 
 from fxflow.partitioning.errors import InvalidPlacement
 from fxflow.partitioning.placement import PartitionGraph, Placement, partition_graph, topological_partitions
 from fxflow.partitioning.problem import Problem
 
-Objective = Literal["latency", "throughput"]
-OBJECTIVES: tuple[str, ...] = ("latency", "throughput")
+Objective = Literal["latency", "throughput"]  # the one table of objectives
+OBJECTIVES: tuple[str, ...] = get_args(Objective)
 
 
 class PartitionLatency(NamedTuple):

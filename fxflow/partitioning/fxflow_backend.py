@@ -21,10 +21,6 @@ from fxflow.partitioning.problem import build_problem
 from fxflow.partitioning.split import describe, split_graph
 from fxflow.partitioning.torch_backend import PartitionRefused
 
-ALGORITHM_NAMES = ("best", "pipeline", "list_scheduling", "milp")
-OBJECTIVE_NAMES = ("latency", "throughput")
-
-
 def partition_with_fxflow(
     gm: GraphModule,
     devices: Sequence[Any],

@@ -9,7 +9,9 @@ from pydantic_core import PydanticCustomError
 from torch.fx import GraphModule
 
 from fxflow.partitioning.facts import PartitionFacts, carry_partition_facts
-from fxflow.partitioning.fxflow_backend import ALGORITHM_NAMES, OBJECTIVE_NAMES, partition_with_fxflow
+from fxflow.partitioning.algorithms import ALGORITHMS
+from fxflow.partitioning.cost import OBJECTIVES
+from fxflow.partitioning.fxflow_backend import partition_with_fxflow
 from fxflow.partitioning.latency import LatencyModel
 from fxflow.partitioning.torch_backend import MODES, PartitionRefused, partition_with_torch
 from fxflow.stages import GRAPH, PLACED
@@ -60,8 +62,8 @@ class PartitionOverDevices(Transform):
     node_to_partition: dict[str, int] = {}
     partition_to_logical_devices: dict[int, list[int]] = {}
     what_if_removed: list[str] = []
-    algorithm: Literal[ALGORITHM_NAMES] = "best"  # type: ignore[valid-type]
-    objective: Literal[OBJECTIVE_NAMES] = "latency"  # type: ignore[valid-type]
+    algorithm: Literal[tuple(ALGORITHMS)] = "best"  # type: ignore[valid-type]
+    objective: Literal[OBJECTIVES] = "latency"  # type: ignore[valid-type]
     time_limit_s: float = Field(2.0, gt=0, le=3600)
 
     @model_validator(mode="after")

@@ -32,7 +32,7 @@ import numpy as np
 from scipy.optimize import Bounds, LinearConstraint, milp
 from scipy.sparse import coo_array
 
-from fxflow.partitioning.cost import Objective, objective_value
+from fxflow.partitioning.cost import OBJECTIVES, Objective, objective_value
 from fxflow.partitioning.errors import PlacementRefused, refuse_if_unplaceable
 from fxflow.partitioning.placement import Placement, canonical
 from fxflow.partitioning.problem import Problem
@@ -105,8 +105,8 @@ def milp_partition(problem: Problem, objective: Objective = "latency", time_limi
     algorithm's), prunes the search without changing the optimum."""
     started = time.perf_counter()
     refuse_if_unplaceable(problem)
-    if objective not in ("latency", "throughput"):
-        raise ValueError(f"objective must be 'latency' or 'throughput', not {objective!r}")
+    if objective not in OBJECTIVES:
+        raise ValueError(f"objective must be one of {OBJECTIVES}, not {objective!r}")
     n, devices = problem.num_nodes, problem.devices
     k = len(devices)
     rate = problem.transfer_rate_bytes_per_sec

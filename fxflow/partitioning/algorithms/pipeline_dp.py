@@ -27,7 +27,7 @@ import time
 
 import numpy as np
 
-from fxflow.partitioning.cost import Objective, objective_value
+from fxflow.partitioning.cost import OBJECTIVES, Objective, objective_value
 from fxflow.partitioning.errors import PlacementRefused, refuse_if_unplaceable
 from fxflow.partitioning.orders import ORDERS, permuted
 from fxflow.partitioning.placement import Placement, canonical
@@ -64,8 +64,8 @@ def best_split(problem: Problem, objective: str, sequence: list[int], order_name
 
 def _best_segments(problem: Problem, objective: str, order_name: str) -> tuple[list[tuple[int, int, int]], float]:
     """Segments (start, end, device index) of the best split of the problem's own node order."""
-    if objective not in ("latency", "throughput"):
-        raise ValueError(f"objective must be 'latency' or 'throughput', not {objective!r}")
+    if objective not in OBJECTIVES:
+        raise ValueError(f"objective must be one of {OBJECTIVES}, not {objective!r}")
     n = problem.num_nodes
     devices = problem.devices
     mems = sorted({d.mem_bytes for d in devices}, reverse=True)
