@@ -1,5 +1,6 @@
-"""The import graph says data flows one way: config knows nothing of fxflow, transforms never
-reach the record or the reports, and no lower layer imports a higher one."""
+"""The import graph says data flows one way: config knows nothing of fxflow (and inside it, words,
+rules and checking import downwards only), transforms never reach the record or the reports,
+and no lower layer imports a higher one."""
 
 from __future__ import annotations
 
@@ -30,6 +31,28 @@ def modules_under(folder: str) -> list[Path]:
 def test_config_imports_nothing_else_from_fxflow(path):
     outside = {m for m in fxflow_imports(path) if not m.startswith("fxflow.config")}
     assert not outside, f"{path.name} imports {outside}"
+
+
+# Inside the bottom layer too, imports run one way: the words every config message uses, then the
+# rules (the schema, what a `_target_` may name), then the checking that applies them.
+CONFIG_LAYERS = [
+    ("words", ("fxflow.config.names", "fxflow.config.errors")),
+    ("rules", ("fxflow.config.schema", "fxflow.config.targets")),
+    ("checking", ("fxflow.config.validate", "fxflow.config.components")),
+]
+
+
+def config_layer_of(module: str) -> int | None:
+    return next((index for index, (_, names) in enumerate(CONFIG_LAYERS) if module in names), None)
+
+
+@pytest.mark.parametrize("path", [p for p in modules_under("config") if p.name != "__init__.py"], ids=lambda p: p.name)
+def test_config_modules_import_only_the_config_layers_below_their_own(path):
+    module = f"fxflow.config.{path.stem}"
+    mine = config_layer_of(module)
+    assert mine is not None, f"{module} is in no layer of CONFIG_LAYERS: place it there"
+    sideways_or_up = {m for m in fxflow_imports(path) if m.startswith("fxflow.config.") and (config_layer_of(m) or 0) >= mine}
+    assert not sideways_or_up, f"{module} ({CONFIG_LAYERS[mine][0]}) imports {sideways_or_up}"
 
 
 @pytest.mark.parametrize("path", modules_under("transforms"), ids=lambda p: p.name)
