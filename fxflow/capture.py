@@ -1,13 +1,15 @@
-"""What a run borrows from the process and gives back: the `fxflow` log's file, stderr, and
-torch's intra-op thread count. Each is a context manager that restores what it changed."""
+"""What a run borrows from the process and gives back: the `fxflow` log's file, stderr, torch's
+intra-op thread count (context managers that restore what they changed), and what stage modules
+hold (worker processes), released by `close_stages` however the run ends."""
 
 from __future__ import annotations
 
 import io
 import logging
+import traceback
 from contextlib import contextmanager, redirect_stderr
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import torch
 
@@ -63,3 +65,13 @@ def torch_threads(threads: int | None) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(before)
+
+
+def close_stages(modules: dict[str, Any]) -> None:
+    """Close every stage module whose class defines `close()`; one failing does not stop the rest."""
+    for name, module in modules.items():
+        if callable(getattr(type(module), "close", None)):
+            try:
+                module.close()
+            except Exception:  # noqa: BLE001 - closing one stage must not hide the run's outcome
+                log.warning("closing stage %s failed\n%s", name, traceback.format_exc())

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 import time
-import traceback
 import warnings
 from pathlib import Path
 from typing import Any, Callable
@@ -24,9 +23,7 @@ from typing import Any, Callable
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from fxflow.capture import run_log, stderr_to_log, torch_threads
-from fxflow.checks.expectations import flatten_expectations
-from fxflow.checks.scenario import scenario_changes
+from fxflow.capture import close_stages, run_log, stderr_to_log, torch_threads
 from fxflow.config.errors import ConfigError, Problem, first_line
 from fxflow.config.validate import resolve
 from fxflow.inputs import InputSet, make_inputs
@@ -37,9 +34,9 @@ from fxflow.record.summary import RecordError, finish, present as _present, writ
 from fxflow.record.writer import RunRecord
 from fxflow.requirements import RequirementMissing
 from fxflow.run_state import RunState
+from fxflow.settlement import TRACE_RNG_OFFSET, Equivalence, Failure, judge_by, settle_checks
 from fxflow.stages import kind_of
-from fxflow.settlement import TRACE_RNG_OFFSET, Equivalence, Failure, settle_checks
-from fxflow.steps import BUILD, INPUTS, RECORD, StepError, error_entry, inputs_misfit, key_of
+from fxflow.steps import BUILD, INPUTS, RECORD, StepError, blame_inputs, error_entry, key_of
 from fxflow.transforms.base import StageContext
 
 __all__ = ["run_job", "RecordError", "StepError", "key_of", "TRACE_RNG_OFFSET", "LOG_FILE"]
@@ -69,7 +66,7 @@ def run_job(cfg: DictConfig | dict[str, Any], run_dir: Path, overrides: list[str
             with state.timed("validate"):
                 container = resolve(cfg)
                 plan = plan_run(container, files)
-            _judging(plan, state)
+            judge_by(plan, state)
             state.step = RECORD.name
             record.write_text("config.yaml", OmegaConf.to_yaml(container))
             with stderr_to_log(), torch_threads(plan.spec.threads):
@@ -95,16 +92,6 @@ def run_job(cfg: DictConfig | dict[str, Any], run_dir: Path, overrides: list[str
     return state
 
 
-def _judging(plan: Plan, state: RunState) -> None:
-    """What this run is judged by: the recipe's pinned figures bind a run of the recipe as written
-    (or with expect.strict); an exploration shows them and lets equivalence decide."""
-    state.model = plan.spec.model.name or ""
-    state.scenario_changes = scenario_changes(state.overrides)
-    state.pinned_binding = plan.spec.expect.strict or not state.scenario_changes
-    state.key_metrics = plan.spec.report.key_metrics or [
-        key for key in flatten_expectations(plan.spec.expect.metrics) if "*" not in key]
-
-
 def _run_stages(plan: Plan, record: RunRecord, state: RunState) -> None:
     """Build, trace, each transform, then settle the checks; modules are closed however it ends."""
     model, inputs = _build(plan, state)
@@ -121,14 +108,9 @@ def _run_stages(plan: Plan, record: RunRecord, state: RunState) -> None:
     except StepError as exc:
         if exc.step == RECORD.name:
             raise
-        raise _blame_inputs(model, inputs, plan, exc) from exc.cause
+        raise blame_inputs(exc, model, inputs, plan.spec.model) from exc.cause
     finally:
-        for name, module in modules.items():  # release what stage modules hold (worker processes)
-            if callable(getattr(type(module), "close", None)):
-                try:
-                    module.close()
-                except Exception:  # noqa: BLE001 - closing one stage must not hide the run's outcome
-                    log.warning("closing stage %s failed\n%s", name, traceback.format_exc())
+        close_stages(modules)
 
 
 def _build(plan: Plan, state: RunState) -> tuple[Any, InputSet]:
@@ -194,17 +176,6 @@ def _apply_transforms(plan: Plan, modules: dict[str, Any], inputs: InputSet, rec
             with state.timed(f"check.{name}", step=name):
                 state.checks.append(judge(name, out))
     return None
-
-
-def _blame_inputs(model: Any, inputs: InputSet, plan: Plan, exc: StepError) -> StepError:
-    """When a step broke because the eager model itself rejects the declared inputs, say so:
-    the fix is in `model.inputs`, and torch's own first line says why."""
-    try:
-        with torch.random.fork_rng(devices=[]), torch.no_grad():
-            inputs.call(model)
-    except Exception as cause:  # noqa: BLE001 - this is the diagnosis
-        return inputs_misfit(exc.step, plan.spec.model.inputs, plan.spec.model.module.get("_target_"), cause)
-    return exc
 
 
 def _model_facts(model: Any) -> dict[str, Any]:

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from fxflow.checks.equivalence import CallFailed, Reference, check_equivalence
-from fxflow.checks.expectations import check_error, check_metrics, check_raises
+from fxflow.checks.expectations import check_error, check_metrics, check_raises, flatten_expectations
+from fxflow.checks.scenario import scenario_changes
 from fxflow.checks.result import Check
 from fxflow.facts import flatten
 from fxflow.inputs import input_sets, make_inputs
@@ -77,6 +78,16 @@ def _reference(plan: Plan, model: Any) -> Reference:
         return Reference(model, "eager model" + (" (trace-time RNG replayed)" if plan.spec.equivalence.replay_rng else ""))
     built = plan.reference_factory(**{k: v for k, v in ref.items() if k != "_target_"})
     return Reference(built, f"reference model {ref['_target_']}")
+
+
+def judge_by(plan: Plan, state: RunState) -> None:
+    """What this run is judged by: the recipe's pinned figures bind a run of the recipe as written
+    (or with expect.strict); an exploration shows them and lets equivalence decide."""
+    state.model = plan.spec.model.name or ""
+    state.scenario_changes = scenario_changes(state.overrides)
+    state.pinned_binding = plan.spec.expect.strict or not state.scenario_changes
+    state.key_metrics = plan.spec.report.key_metrics or [
+        key for key in flatten_expectations(plan.spec.expect.metrics) if "*" not in key]
 
 
 def settle_checks(plan: Plan, modules: dict[str, Any], failure: Failure | None, judge: Equivalence,

@@ -14,6 +14,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Iterator
 
+import torch
+
 from fxflow.config.errors import ConfigError, first_line
 from fxflow.requirements import RequirementMissing
 
@@ -107,11 +109,17 @@ def cause_line(exc: BaseException) -> str:
     return f"{outer} (caused by {type(inner).__name__}: {first_line(inner)})"
 
 
-def inputs_misfit(step: str, declared: dict[str, Any], target: Any, cause: BaseException) -> StepError:
-    """The eager model itself rejects the declared inputs: the fix is in `model.inputs`."""
-    described = ", ".join(f"{name} {_describe(spec)}" for name, spec in declared.items())
-    return StepError(step, f"the inputs declared under model.inputs ({described}) do not fit the model "
-                     f"({target}): {type(cause).__name__}: {cause_line(cause)}", cause)
+def blame_inputs(exc: StepError, model: Any, inputs: Any, spec: Any) -> StepError:
+    """When a step broke because the eager model itself rejects the declared inputs (`spec` is the
+    model section), say so: the fix is in `model.inputs`, and torch's own first line says why."""
+    try:
+        with torch.random.fork_rng(devices=[]), torch.no_grad():
+            inputs.call(model)
+    except Exception as cause:  # noqa: BLE001 - this is the diagnosis
+        described = ", ".join(f"{name} {_describe(item)}" for name, item in spec.inputs.items())
+        return StepError(exc.step, f"the inputs declared under model.inputs ({described}) do not fit the model "
+                         f"({spec.module.get('_target_')}): {type(cause).__name__}: {cause_line(cause)}", cause)
+    return exc
 
 
 def _describe(spec: Any) -> str:
