@@ -24,11 +24,11 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from fxflow.capture import close_stages, run_log, stderr_to_log, torch_threads
-from fxflow.config.errors import ConfigError, Problem, first_line
+from fxflow.config.errors import ConfigError, ConfigProblem, first_line
 from fxflow.config.validate import resolve
 from fxflow.inputs import InputSet, make_inputs
 from fxflow.interrupts import as_interrupt
-from fxflow.plan import Plan, plan_run
+from fxflow.plan import RunPlan, plan_run
 from fxflow.record.stage_files import record_stage
 from fxflow.record.summary import RecordError, finish, present as _present, write_summary
 from fxflow.record.writer import RunRecord
@@ -92,7 +92,7 @@ def run_job(cfg: DictConfig | dict[str, Any], run_dir: Path, overrides: list[str
     return state
 
 
-def _run_stages(plan: Plan, record: RunRecord, state: RunState) -> None:
+def _run_stages(plan: RunPlan, record: RunRecord, state: RunState) -> None:
     """Build, trace, each transform, then settle the checks; modules are closed however it ends."""
     model, inputs = _build(plan, state)
     modules: dict[str, Any] = {}
@@ -113,7 +113,7 @@ def _run_stages(plan: Plan, record: RunRecord, state: RunState) -> None:
         close_stages(modules)
 
 
-def _build(plan: Plan, state: RunState) -> tuple[Any, InputSet]:
+def _build(plan: RunPlan, state: RunState) -> tuple[Any, InputSet]:
     spec = plan.spec
     with state.timed("build"):
         with BUILD.guard():
@@ -127,10 +127,10 @@ def _build(plan: Plan, state: RunState) -> tuple[Any, InputSet]:
     return model, inputs
 
 
-def _trace(plan: Plan, model: Any, inputs: InputSet, state: RunState) -> torch.fx.GraphModule:
+def _trace(plan: RunPlan, model: Any, inputs: InputSet, state: RunState) -> torch.fx.GraphModule:
     unused = plan.tracer.unused_settings(model)
     if unused:
-        raise ConfigError([Problem(f"tracer.{field}", message, None, accepted) for field, message, accepted in unused])
+        raise ConfigError([ConfigProblem(f"tracer.{field}", message, None, accepted) for field, message, accepted in unused])
     with state.timed("trace"), plan.tracer.step().guard():
         with torch.random.fork_rng(devices=[]), warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
@@ -144,7 +144,7 @@ def _trace(plan: Plan, model: Any, inputs: InputSet, state: RunState) -> torch.f
     return gm
 
 
-def _apply_transforms(plan: Plan, modules: dict[str, Any], inputs: InputSet, record: RunRecord, state: RunState,
+def _apply_transforms(plan: RunPlan, modules: dict[str, Any], inputs: InputSet, record: RunRecord, state: RunState,
                       judge: Equivalence) -> Failure | None:
     """Apply each transform in order to the trace, recording and checking each stage; stop at the
     first that raises (returned, to be judged against `expect.error`). Each completed stage's

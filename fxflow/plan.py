@@ -1,4 +1,4 @@
-"""Planning: turn a composed config into a Plan (typed spec plus built components) before
+"""Planning: turn a composed config into a RunPlan (typed spec plus built components) before
 anything heavy runs, reporting every problem at once.
 
 `fxflow.config` knows only the schema and how to build a `_target_`; this module knows the
@@ -17,14 +17,14 @@ from typing import Any, Iterable
 import fxflow.transforms
 from fxflow.config.components import (build_component, check_input_objects, check_model_target, known_subclasses,
                                       misplaced_targets)
-from fxflow.config.errors import ConfigError, Problem, did_you_mean
+from fxflow.config.errors import ConfigError, ConfigProblem, did_you_mean
 from fxflow.config.names import safe_name_problem
 from fxflow.config.schema import RunConfig
 from fxflow.config.targets import ModelTarget, TargetPolicy
 from fxflow.config.validate import validate_schema
 from fxflow.requirements import RequirementMissing, unmet
 from fxflow.stages import GRAPH
-from fxflow.steps import Step
+from fxflow.steps import RunStep
 from fxflow.tracers import Tracer
 from fxflow.transforms.base import Transform
 
@@ -32,7 +32,7 @@ BUILTIN_STAGES = ("build", "trace")
 
 
 @dataclass
-class Plan:
+class RunPlan:
     """A validated run: the typed config plus the built (cheap) components.
 
     `model_factory(**args)` builds the model (`reference_factory` the reference): each is a
@@ -56,7 +56,7 @@ class Plan:
         """Stages equivalence applies to: all but probes, which inspect without changing the module."""
         return ["trace", *(name for name, t in self.transforms.items() if not t.probe)]
 
-    def step(self, stage: str) -> Step:
+    def step(self, stage: str) -> RunStep:
         """The step that made `stage`'s module, worded by the tracer or the transform behind it."""
         return self.tracer.step() if stage == "trace" else self.transforms[stage].step(stage)
 
@@ -67,7 +67,7 @@ def load_transforms() -> None:
         importlib.import_module(info.name)
 
 
-def plan_run(cfg: dict[str, Any], files: Iterable[str] = (), policy: TargetPolicy | None = None) -> Plan:
+def plan_run(cfg: dict[str, Any], files: Iterable[str] = (), policy: TargetPolicy | None = None) -> RunPlan:
     """Check the whole config; raise ConfigError listing every problem with its dotted path.
 
     Every `_target_` goes through the target policy (trusted packages come from the
@@ -81,7 +81,7 @@ def plan_run(cfg: dict[str, Any], files: Iterable[str] = (), policy: TargetPolic
     for name in names_written:
         unsafe = safe_name_problem(name)
         if unsafe:
-            problems.append(Problem(f"transforms.{name}", "the transform name " + unsafe, name))
+            problems.append(ConfigProblem(f"transforms.{name}", "the transform name " + unsafe, name))
     roots = {"tracer", *(f"transforms.{name}" for name in names_written)}
     reported = [p.path for p in problems]
     problems.extend(p for p in misplaced_targets(cfg, roots)  # one message per key: a schema problem says enough
@@ -119,22 +119,22 @@ def plan_run(cfg: dict[str, Any], files: Iterable[str] = (), policy: TargetPolic
         raise ConfigError(problems, recipe=str(cfg.get("recipe", "")), files=files)
     if missing:
         raise RequirementMissing("; ".join(missing))
-    return Plan(spec, tracer, transforms, model_factory, reference_factory, policy)
+    return RunPlan(spec, tracer, transforms, model_factory, reference_factory, policy)
 
 
-def _model_name(spec: RunConfig | None, model: ModelTarget | None) -> list[Problem]:
+def _model_name(spec: RunConfig | None, model: ModelTarget | None) -> list[ConfigProblem]:
     """A model config's `name` must name the class or function it builds, so the record never names
     another model; a registered factory builds many models, and its `name` says which."""
     if spec is None or model is None or not spec.model.name or model.kind == "factory":
         return []
     if _names_alike(spec.model.name, spec.model.built_name):
         return []
-    return [Problem("model.name", f"does not name the model built ({spec.model.module.get('_target_')})",
+    return [ConfigProblem("model.name", f"does not name the model built ({spec.model.module.get('_target_')})",
                     spec.model.name, "leave `name` out (the record names the model by its class) "
                     f"or write {spec.model.built_name}")]
 
 
-def _input_names(model: ModelTarget, inputs: dict[str, Any]) -> list[Problem]:
+def _input_names(model: ModelTarget, inputs: dict[str, Any]) -> list[ConfigProblem]:
     """Declared inputs must match the parameters of forward (or of the function under study)."""
     if model.kind == "factory":
         return []  # what a factory returns is only known once built
@@ -149,16 +149,16 @@ def _input_names(model: ModelTarget, inputs: dict[str, Any]) -> list[Problem]:
     problems = []
     for name in inputs:
         if name not in names:
-            problems.append(Problem(f"model.inputs.{name}", "is not an argument of the model" + did_you_mean(name, names),
+            problems.append(ConfigProblem(f"model.inputs.{name}", "is not an argument of the model" + did_you_mean(name, names),
                                     None, ", ".join(names)))
     for p in params:
         if p.default is p.empty and p.name not in inputs:
-            problems.append(Problem(f"model.inputs.{p.name}", "is required by the model but not declared", None,
+            problems.append(ConfigProblem(f"model.inputs.{p.name}", "is required by the model but not declared", None,
                                     "shape/dtype/dist or value"))
     return problems
 
 
-def _transform_order(transforms: dict[str, Transform]) -> list[Problem]:
+def _transform_order(transforms: dict[str, Transform]) -> list[ConfigProblem]:
     """Each transform must take the kind of module the stage before it gives (the trace gives a
     GraphModule), and its `requires` must be provided by an earlier one (and not invalidated since)."""
     problems = []
@@ -166,7 +166,7 @@ def _transform_order(transforms: dict[str, Transform]) -> list[Problem]:
     kind, source = GRAPH, "the trace (tracer)"
     for name, transform in transforms.items():
         if not kind.is_a(transform.takes):
-            problems.append(Problem(
+            problems.append(ConfigProblem(
                 f"transforms.{name}", f"{type(transform).__name__} takes {transform.takes.words}, but {source} before "
                 f"it gives {kind.words}: the stages do not chain", None,
                 f"a step that takes {kind.words} after {source}, or transforms.{name} before it"))
@@ -175,7 +175,7 @@ def _transform_order(transforms: dict[str, Transform]) -> list[Problem]:
         for need in transform.requires:
             if need not in have:
                 givers = sorted({f"{t.__module__}.{t.__name__}" for t in _providers(need)})
-                problems.append(Problem(
+                problems.append(ConfigProblem(
                     f"transforms.{name}", f"needs '{need}' but no earlier transform provides it (misordered or missing step)",
                     None, "put one of " + ", ".join(givers) + " before it" if givers else ""))
         for gone in transform.invalidates:
@@ -190,20 +190,20 @@ def _providers(need: str) -> list[type]:
 
 
 def _cross_checks(spec: RunConfig, transforms: dict[str, Transform], names_written: list[str],
-                  broken: set[str] = frozenset()) -> list[Problem]:
+                  broken: set[str] = frozenset()) -> list[ConfigProblem]:
     """Checks across sections; stage names come from the config as written, so one broken
     transform does not also make every expectation about it look wrong."""
     problems = []
     stages = [*BUILTIN_STAGES, *names_written]
     users = [n for n, t in transforms.items() if t.uses_devices]
     if users and not spec.devices and "devices" not in broken:
-        problems.append(Problem("devices", f"is empty but transforms.{users[0]} partitions over devices", None,
+        problems.append(ConfigProblem("devices", f"is empty but transforms.{users[0]} partitions over devices", None,
                                 "devices=one_gpu|two_gpu|three_gpu or a mapping"))
     names: dict[str, str] = {}
     for key, device in spec.devices.items():
         name = device.name or key
         if name in names:
-            problems.append(Problem(f"devices.{key}.name", f"duplicates the name of devices.{names[name]}", name,
+            problems.append(ConfigProblem(f"devices.{key}.name", f"duplicates the name of devices.{names[name]}", name,
                                     "unique device names"))
         names[name] = key
     ids: dict[int, str] = {}
@@ -212,17 +212,17 @@ def _cross_checks(spec: RunConfig, transforms: dict[str, Transform], names_writt
         if lid is None:
             continue
         if lid in ids:
-            problems.append(Problem(
+            problems.append(ConfigProblem(
                 f"devices.{key}.logical_id", f"duplicates the logical_id of devices.{ids[lid]}: the partitioner would "
                 "fill one device as if each entry had its own memory", lid, "a distinct logical_id per device"))
         ids[lid] = key
     for key in spec.expect.metrics:
         if key not in stages:
-            problems.append(Problem(f"expect.metrics.{key}", "names no stage of this recipe" + did_you_mean(key, stages),
+            problems.append(ConfigProblem(f"expect.metrics.{key}", "names no stage of this recipe" + did_you_mean(key, stages),
                                     None, ", ".join(stages)))
     if spec.expect.error and spec.expect.error.stage not in names_written:
         error = spec.expect.error
-        problems.append(Problem("expect.error.stage", "names no transform of this recipe (only a transform's refusal "
+        problems.append(ConfigProblem("expect.error.stage", "names no transform of this recipe (only a transform's refusal "
                                 "can be expected)" + did_you_mean(error.stage, names_written), error.stage,
                                 ", ".join(names_written) or "no transforms"))
     probes = [n for n, t in transforms.items() if t.probe]
@@ -230,14 +230,14 @@ def _cross_checks(spec: RunConfig, transforms: dict[str, Transform], names_writt
     if isinstance(spec.equivalence.stages, list):
         for stage in spec.equivalence.stages:
             if stage in probes:
-                problems.append(Problem("equivalence.stages", f"names probe '{stage}', which inspects without changing "
+                problems.append(ConfigProblem("equivalence.stages", f"names probe '{stage}', which inspects without changing "
                                         "the module: equivalence does not apply to it", stage, ", ".join(comparable)))
             elif stage not in stages[1:]:
-                problems.append(Problem("equivalence.stages", "names no stage of this recipe" + did_you_mean(stage, stages),
+                problems.append(ConfigProblem("equivalence.stages", "names no stage of this recipe" + did_you_mean(stage, stages),
                                         stage, ", ".join(comparable)))
     for index, raise_ in enumerate(spec.expect.raises):
         if raise_.stage is not None and raise_.stage not in stages[1:]:
-            problems.append(Problem(f"expect.raises.{index}.stage", "names no stage of this recipe"
+            problems.append(ConfigProblem(f"expect.raises.{index}.stage", "names no stage of this recipe"
                                     + did_you_mean(raise_.stage, stages), raise_.stage, ", ".join(stages[1:])))
     return problems
 
@@ -246,3 +246,14 @@ def _names_alike(a: str, b: str) -> bool:
     """`sparse_nn`, `SparseNN` and `sparse-nn` name the same thing."""
     plain = lambda name: "".join(ch for ch in name.lower() if ch.isalnum())  # noqa: E731
     return plain(a) == plain(b)
+
+
+def __getattr__(name: str) -> object:
+    """`Plan` was renamed `RunPlan` (fxflow.distributed's Plan is the execution plan);
+    the old name works for one release."""
+    if name == "Plan":
+        import warnings
+
+        warnings.warn("fxflow.plan.Plan is now RunPlan", DeprecationWarning, stacklevel=2)
+        return RunPlan
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -16,9 +16,9 @@ from fxflow.checks.scenario import scenario_changes
 from fxflow.checks.result import Check
 from fxflow.facts import flatten
 from fxflow.inputs import input_sets, make_inputs
-from fxflow.plan import Plan
+from fxflow.plan import RunPlan
 from fxflow.run_state import RunState
-from fxflow.steps import CHECKS, INPUTS, Step, StepError, cause_line
+from fxflow.steps import CHECKS, INPUTS, RunStep, StepError, cause_line
 
 TRACE_RNG_OFFSET = 1_000_003  # the trace-time RNG seed is the run's seed plus this
 
@@ -38,13 +38,13 @@ class Equivalence:
     naming the config key to look at, not a difference.
     """
 
-    def __init__(self, plan: Plan, model: Any):
+    def __init__(self, plan: RunPlan, model: Any):
         spec = plan.spec.equivalence
         self.plan = plan
         self.skip_reason = spec.skip_reason if spec.stages == [] else None
-        with Step(CHECKS.name, self.reference_key, f"preparing the equivalence checks ({self.reference_key})").guard():
+        with RunStep(CHECKS.name, self.reference_key, f"preparing the equivalence checks ({self.reference_key})").guard():
             self.reference = _reference(plan, model)
-        with Step(CHECKS.name, INPUTS.key, INPUTS.doing).guard():
+        with RunStep(CHECKS.name, INPUTS.key, INPUTS.doing).guard():
             self.sets = input_sets(plan.spec.model.inputs, plan.spec.seed, spec.fresh_inputs, plan.policy)
         self.replay = plan.spec.seed + TRACE_RNG_OFFSET if spec.replay_rng else None
         self.tolerances = spec.tolerances
@@ -72,7 +72,7 @@ class Equivalence:
                             exc.cause) from exc
 
 
-def _reference(plan: Plan, model: Any) -> Reference:
+def _reference(plan: RunPlan, model: Any) -> Reference:
     ref = plan.spec.equivalence.reference
     if ref is None:
         return Reference(model, "eager model" + (" (trace-time RNG replayed)" if plan.spec.equivalence.replay_rng else ""))
@@ -80,7 +80,7 @@ def _reference(plan: Plan, model: Any) -> Reference:
     return Reference(built, f"reference model {ref['_target_']}")
 
 
-def judge_by(plan: Plan, state: RunState) -> None:
+def judge_by(plan: RunPlan, state: RunState) -> None:
     """What this run is judged by: the recipe's pinned figures bind a run of the recipe as written
     (or with expect.strict); an exploration shows them and lets equivalence decide."""
     state.model = plan.spec.model.name or ""
@@ -90,7 +90,7 @@ def judge_by(plan: Plan, state: RunState) -> None:
         key for key in flatten_expectations(plan.spec.expect.metrics) if "*" not in key]
 
 
-def settle_checks(plan: Plan, modules: dict[str, Any], failure: Failure | None, judge: Equivalence,
+def settle_checks(plan: RunPlan, modules: dict[str, Any], failure: Failure | None, judge: Equivalence,
                   state: RunState) -> None:
     """Judge a refusal against `expect.error`, prove the last good stage, check expected raises,
     then the expected figures; the recipe's pinned ones bind unless the run is an exploration."""
@@ -107,7 +107,7 @@ def settle_checks(plan: Plan, modules: dict[str, Any], failure: Failure | None, 
     for index, raise_ in enumerate(plan.spec.expect.raises):
         stage = raise_.stage or list(modules)[-1]
         key = f"expect.raises.{index}.inputs"
-        with Step(CHECKS.name, key, f"drawing the inputs of an expected raise ({key})").guard():
+        with RunStep(CHECKS.name, key, f"drawing the inputs of an expected raise ({key})").guard():
             inputs = make_inputs({**plan.spec.model.inputs, **raise_.inputs}, plan.spec.seed, plan.policy)
         name = f"raises.{stage}" + (f".{index}" if len(plan.spec.expect.raises) > 1 else "")
         pinned.append(check_raises(name, stage, modules[stage], judge.reference if raise_.reference else None,

@@ -1,6 +1,6 @@
 """The steps of a run and how each words its own failure.
 
-A `Step` carries the name the record gives it (`error.stage`), the config key a person should
+A `RunStep` carries the name the record gives it (`error.stage`), the config key a person should
 look at, and what it was doing; whoever knows the step (the runner for build, the tracer for
 trace, a transform for its stage) supplies those, so a failure message never comes from a
 table of step names. `guard()` turns any exception inside the step into one `StepError`.
@@ -32,7 +32,7 @@ class StepError(Exception):
 
 
 @dataclass(frozen=True)
-class Step:
+class RunStep:
     """One step of a run: `name` as recorded, the config `key` behind it, what it was `doing` (in
     words that name the key), how its failure reads (`failed`), and optional `advice` (what
     would be accepted instead)."""
@@ -62,12 +62,12 @@ class Step:
             raise self.error(exc) from exc
 
 
-VALIDATE = Step("validate", "the config", "validating the config")
-BUILD = Step("build", "model.module", "building the model (model.module)")
-INPUTS = Step("build", "model.inputs", "drawing the example inputs (model.inputs)")
-CHECKS = Step("checks", "equivalence / expect", "preparing the equivalence checks (equivalence / expect)")
-RECORD = Step("record", "hydra.run.dir", "writing the run record (hydra.run.dir)")
-PRINT = Step("print", "stdout", "printing the summary to the terminal (stdout)")
+VALIDATE = RunStep("validate", "the config", "validating the config")
+BUILD = RunStep("build", "model.module", "building the model (model.module)")
+INPUTS = RunStep("build", "model.inputs", "drawing the example inputs (model.inputs)")
+CHECKS = RunStep("checks", "equivalence / expect", "preparing the equivalence checks (equivalence / expect)")
+RECORD = RunStep("record", "hydra.run.dir", "writing the run record (hydra.run.dir)")
+PRINT = RunStep("print", "stdout", "printing the summary to the terminal (stdout)")
 FIXED_STEPS = (VALIDATE, BUILD, CHECKS, RECORD, PRINT)
 
 

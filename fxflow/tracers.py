@@ -17,7 +17,7 @@ from torch.fx import Tracer as FxTracer
 
 from fxflow.config.components import run_policy
 from fxflow.config.targets import TargetRefused
-from fxflow.steps import Step
+from fxflow.steps import RunStep
 
 
 class Tracer(BaseModel, ABC):
@@ -30,9 +30,9 @@ class Tracer(BaseModel, ABC):
         "a model whose control flow does not depend on tensor values; otherwise pick tracer=meta (shape-dependent "
         "code), tracer=rewriting (assert statements), or set tracer.concrete_args / tracer.leaf_modules")
 
-    def step(self) -> Step:
+    def step(self) -> RunStep:
         """The trace step, worded by this tracer."""
-        return Step("trace", "tracer._target_", f"the model cannot be traced by {type(self).__name__} (tracer._target_)",
+        return RunStep("trace", "tracer._target_", f"the model cannot be traced by {type(self).__name__} (tracer._target_)",
                     self.advice, failed="")
 
     @abstractmethod

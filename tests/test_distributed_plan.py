@@ -10,7 +10,7 @@ from torch import nn
 from torch.fx import symbolic_trace
 from torch.fx.passes.split_module import split_module
 
-from fxflow.distributed import Placement, Slot, build_plan, placement_from_facts
+from fxflow.distributed import Slot, SlotAssignment, build_plan, placement_from_facts
 
 
 def _entry(pid: int, devices: list[str], parents: list[int], children: list[int]) -> dict:
@@ -71,10 +71,10 @@ def test_plan_sends_only_what_crosses():
 
 def test_placement_refusals():
     with pytest.raises(ValueError, match="start at 1"):
-        Placement.of({0: (0, "cpu")})
+        SlotAssignment.of({0: (0, "cpu")})
     with pytest.raises(ValueError, match="without gaps"):
-        Placement.of({0: (1, "cpu"), 1: (3, "cpu")})
+        SlotAssignment.of({0: (1, "cpu"), 1: (3, "cpu")})
     with pytest.raises(ValueError, match="two devices"):
-        Placement.of({0: Slot(1, "cpu"), 1: Slot(1, "cuda:0")})
+        SlotAssignment.of({0: Slot(1, "cpu"), 1: Slot(1, "cuda:0")})
     with pytest.raises(ValueError, match=r"no placement for partitions \[2\]"):
         build_plan(_fan_split(), {0: (1, "cpu"), 1: (1, "cpu")})

@@ -7,10 +7,10 @@ import copy
 import pytest
 from pydantic import ValidationError
 
-from fxflow.config.errors import ConfigError, Problem, did_you_mean, join_path
+from fxflow.config.errors import ConfigError, ConfigProblem, did_you_mean, join_path
 from fxflow.config.schema import DeviceSpec, InputSpec, RunConfig
 from fxflow.config.targets import model_factory
-from fxflow.plan import Plan, plan_run as validate
+from fxflow.plan import RunPlan, plan_run as validate
 from fxflow.models.partition_examples import Add
 from fxflow.tracers import SymbolicTracer
 from fxflow.transforms.partition import PartitionOverDevices
@@ -42,7 +42,7 @@ def minimal() -> dict:
     }
 
 
-def problems_of(cfg: dict) -> list[Problem]:
+def problems_of(cfg: dict) -> list[ConfigProblem]:
     with pytest.raises(ConfigError) as info:
         validate(cfg)
     return info.value.problems
@@ -57,7 +57,7 @@ def paths_of(cfg: dict) -> list[str]:
 
 def test_minimal_config_gives_a_plan():
     plan = validate(minimal())
-    assert isinstance(plan, Plan)
+    assert isinstance(plan, RunPlan)
     assert isinstance(plan.spec, RunConfig)
     assert isinstance(plan.tracer, SymbolicTracer)
     assert list(plan.transforms) == ["size_nodes", "partition"]
@@ -498,15 +498,15 @@ def test_equivalence_stages_naming_no_stage():
 
 
 def test_problem_render():
-    assert Problem("a.b", "is wrong").render() == "a.b: is wrong"
-    assert Problem("", "is wrong").render() == "<root>: is wrong"
-    assert Problem("a", "bad", 3, "1, 2").render() == "a: bad (got 3); accepted: 1, 2"
-    long = Problem("a", "bad", "x" * 200).render()
+    assert ConfigProblem("a.b", "is wrong").render() == "a.b: is wrong"
+    assert ConfigProblem("", "is wrong").render() == "<root>: is wrong"
+    assert ConfigProblem("a", "bad", 3, "1, 2").render() == "a: bad (got 3); accepted: 1, 2"
+    long = ConfigProblem("a", "bad", "x" * 200).render()
     assert long.endswith("...)") and len(long) < 120
 
 
 def test_config_error_render_without_recipe_or_files():
-    error = ConfigError([Problem("x", "bad")])
+    error = ConfigError([ConfigProblem("x", "bad")])
     assert str(error) == "the config has 1 problem(s):\n  - x: bad"
 
 

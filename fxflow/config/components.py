@@ -21,7 +21,7 @@ from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from pydantic import ValidationError, ValidationInfo
 
-from fxflow.config.errors import Problem, did_you_mean, join_path, problems_from_validation
+from fxflow.config.errors import ConfigProblem, did_you_mean, join_path, problems_from_validation
 from fxflow.config.targets import ModelTarget, TargetPolicy, TargetRefused
 
 # Where a config may hold a `{_target_: ...}` mapping; components may nest more below them.
@@ -70,7 +70,7 @@ def target_paths(value: Any, path: str = "") -> Iterator[str]:
             yield from target_paths(item, join_path(path, index))
 
 
-def misplaced_targets(cfg: Mapping[str, Any], component_roots: set[str]) -> list[Problem]:
+def misplaced_targets(cfg: Mapping[str, Any], component_roots: set[str]) -> list[ConfigProblem]:
     """A `_target_` mapping anywhere but a model, a reference or a component root is refused
     before anything is imported (component roots check their own fields when built)."""
     problems = []
@@ -85,7 +85,7 @@ def misplaced_targets(cfg: Mapping[str, Any], component_roots: set[str]) -> list
     return problems
 
 
-def check_input_objects(cfg: Mapping[str, Any], policy: TargetPolicy) -> list[Problem]:
+def check_input_objects(cfg: Mapping[str, Any], policy: TargetPolicy) -> list[ConfigProblem]:
     """Every `object: {_target_: Class}` input names a class the policy accepts (checked before import)."""
     problems = []
     for path in target_paths(cfg):
@@ -97,15 +97,15 @@ def check_input_objects(cfg: Mapping[str, Any], policy: TargetPolicy) -> list[Pr
         try:
             policy.data_class(section.get("_target_"))
         except TargetRefused as exc:
-            problems.append(Problem(join_path(path, "_target_"), exc.message, section.get("_target_"), exc.accepted))
+            problems.append(ConfigProblem(join_path(path, "_target_"), exc.message, section.get("_target_"), exc.accepted))
     return problems
 
 
-def build_component(section: Any, path: str, problems: list[Problem], base: type,
+def build_component(section: Any, path: str, problems: list[ConfigProblem], base: type,
                     policy: TargetPolicy) -> Any:
     """Build one component (and its nested ones); on failure record Problems and return None."""
     if not isinstance(section, Mapping):
-        problems.append(Problem(path, f"must be a mapping with a _target_ naming a {base.__name__}", section))
+        problems.append(ConfigProblem(path, f"must be a mapping with a _target_ naming a {base.__name__}", section))
         return None
     known = list(known_subclasses(base))
     target = section.get("_target_")
@@ -113,7 +113,7 @@ def build_component(section: Any, path: str, problems: list[Problem], base: type
         cls = policy.component(target, base)
     except TargetRefused as exc:
         hint = did_you_mean(target, known) if isinstance(target, str) and "cannot be imported" in exc.message else ""
-        problems.append(Problem(join_path(path, "_target_"), exc.message + hint, target,
+        problems.append(ConfigProblem(join_path(path, "_target_"), exc.message + hint, target,
                                 ", ".join(known) if known else exc.accepted))
         return None
     nested: dict[str, Any] = {}
@@ -123,7 +123,7 @@ def build_component(section: Any, path: str, problems: list[Problem], base: type
         if key == "_target_":
             continue
         if isinstance(key, str) and key.startswith("_"):
-            problems.append(Problem(join_path(path, key), "is not a parameter: keys starting with '_' are Hydra's "
+            problems.append(ConfigProblem(join_path(path, key), "is not a parameter: keys starting with '_' are Hydra's "
                                     "instantiate options, which a config may not set here"))
             fine = False
             continue
@@ -159,7 +159,7 @@ def build_component(section: Any, path: str, problems: list[Problem], base: type
         except ValidationError as exc:
             problems.extend(problems_from_validation(exc, path, cls))
         except Exception as exc:  # noqa: BLE001 - a component's own code refusing its parameters
-            problems.append(Problem(path, f"cannot be built: {type(exc).__name__}: {exc}"))
+            problems.append(ConfigProblem(path, f"cannot be built: {type(exc).__name__}: {exc}"))
         return None
     try:
         return instantiate(params, _convert_="all", _recursive_=False, **nested)
@@ -168,27 +168,27 @@ def build_component(section: Any, path: str, problems: list[Problem], base: type
         if isinstance(cause, ValidationError):
             problems.extend(problems_from_validation(cause, path, cls))
         else:
-            problems.append(Problem(path, f"cannot be built: {cause or exc}"))
+            problems.append(ConfigProblem(path, f"cannot be built: {cause or exc}"))
         return None
 
 
-def check_model_target(section: Any, path: str, problems: list[Problem], policy: TargetPolicy) -> ModelTarget | None:
+def check_model_target(section: Any, path: str, problems: list[ConfigProblem], policy: TargetPolicy) -> ModelTarget | None:
     """Check a model/reference `_target_` and that it accepts the given arguments, without calling it."""
     if not isinstance(section, Mapping):
-        problems.append(Problem(path, "must be a mapping with a _target_ naming the model", section))
+        problems.append(ConfigProblem(path, "must be a mapping with a _target_ naming the model", section))
         return None
     target = section.get("_target_")
     try:
         model = policy.model(target)
     except TargetRefused as exc:
-        problems.append(Problem(join_path(path, "_target_"), exc.message, target, exc.accepted))
+        problems.append(ConfigProblem(join_path(path, "_target_"), exc.message, target, exc.accepted))
         return None
     params: dict[str, Any] = {}
     for key, value in section.items():
         if key == "_target_":
             continue
         if not isinstance(key, str) or key.startswith("_"):
-            problems.append(Problem(join_path(path, key), "is not an argument: keys starting with '_' are Hydra's "
+            problems.append(ConfigProblem(join_path(path, key), "is not an argument: keys starting with '_' are Hydra's "
                                     "instantiate options; write the model's arguments by name"))
             return None
         stray = list(target_paths(value, join_path(path, key)))
@@ -198,7 +198,7 @@ def check_model_target(section: Any, path: str, problems: list[Problem], policy:
         params[key] = value
     if model.kind == "function":
         if params:
-            problems.append(Problem(path, f"arguments given to {target}, a function that is traced as written",
+            problems.append(ConfigProblem(path, f"arguments given to {target}, a function that is traced as written",
                                     params, "no arguments, or register a factory with @model_factory"))
             return None
         return model
@@ -212,13 +212,13 @@ def check_model_target(section: Any, path: str, problems: list[Problem], policy:
         signature.bind(**params)
     except TypeError as exc:
         accepted = ", ".join(n for n in signature.parameters if n != "self") or "no arguments"
-        problems.append(Problem(path, f"arguments do not fit {target}: {exc}", params, accepted))
+        problems.append(ConfigProblem(path, f"arguments do not fit {target}: {exc}", params, accepted))
         return None
     return model
 
 
-def _misplaced(path: str) -> Problem:
-    return Problem(path, "holds a `_target_` mapping, which is not accepted here: only model.module, "
+def _misplaced(path: str) -> ConfigProblem:
+    return ConfigProblem(path, "holds a `_target_` mapping, which is not accepted here: only model.module, "
                    "equivalence.reference, tracer, transforms.NAME and their component fields are built from "
                    "`_target_`", None, "a plain value")
 

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ValidationError
 
 
 @dataclass(frozen=True)
-class Problem:
+class ConfigProblem:
     """One thing wrong with the composed config: where, what was given, what is accepted."""
 
     path: str
@@ -30,7 +30,7 @@ class Problem:
 class ConfigError(Exception):
     """Raised once, after validation, with every problem found."""
 
-    def __init__(self, problems: Iterable[Problem], recipe: str = "", files: Iterable[str] = ()):
+    def __init__(self, problems: Iterable[ConfigProblem], recipe: str = "", files: Iterable[str] = ()):
         self.problems = list(problems)
         self.recipe = recipe
         self.files = list(files)
@@ -66,7 +66,7 @@ def did_you_mean(word: str, options: Iterable[str]) -> str:
 
 def problems_from_validation(
     error: ValidationError, prefix: str = "", model: type[BaseModel] | None = None
-) -> list[Problem]:
+) -> list[ConfigProblem]:
     """Turn pydantic's error list into Problems with full dotted paths and accepted values."""
     problems = []
     for item in error.errors(include_url=False):
@@ -81,12 +81,12 @@ def problems_from_validation(
             fields = _fields_at(model, loc[:-1]) if model else []
             hint = did_you_mean(loc[-1], fields)
             problems.append(
-                Problem(path, f"unknown key{hint}", None, ", ".join(fields) if fields else "")
+                ConfigProblem(path, f"unknown key{hint}", None, ", ".join(fields) if fields else "")
             )
         elif kind == "missing":
-            problems.append(Problem(path, "is required but missing"))
+            problems.append(ConfigProblem(path, "is required but missing"))
         else:
-            problems.append(Problem(path, item["msg"], value))
+            problems.append(ConfigProblem(path, item["msg"], value))
     return problems
 
 
@@ -117,3 +117,14 @@ def _unwrap_optional(tp: Any) -> Any:
         return tp
     models = [a for a in args if _is_model(a)]
     return models[0] if models else tp
+
+
+def __getattr__(name: str) -> object:
+    """`Problem` was renamed `ConfigProblem` (fxflow.partitioning's Problem is the placement problem);
+    the old name works for one release."""
+    if name == "Problem":
+        import warnings
+
+        warnings.warn("fxflow.config.errors.Problem is now ConfigProblem", DeprecationWarning, stacklevel=2)
+        return ConfigProblem
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

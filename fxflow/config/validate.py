@@ -10,7 +10,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 from pydantic import TypeAdapter, ValidationError
 
-from fxflow.config.errors import ConfigError, Problem, problems_from_validation
+from fxflow.config.errors import ConfigError, ConfigProblem, problems_from_validation
 from fxflow.config.names import BROKEN_RECIPE_KEY
 from fxflow.config.schema import DeviceSpec, RunConfig
 
@@ -23,14 +23,14 @@ def resolve(cfg: DictConfig | dict[str, Any]) -> dict[str, Any]:
         return OmegaConf.to_container(cfg, resolve=True)
     except OmegaConfBaseException as exc:
         key = getattr(exc, "full_key", "") or ""
-        raise ConfigError([Problem(key, "does not resolve: " + str(getattr(exc, "msg", exc)).splitlines()[0], None,
+        raise ConfigError([ConfigProblem(key, "does not resolve: " + str(getattr(exc, "msg", exc)).splitlines()[0], None,
                                    "a value, or an interpolation ${...} naming an existing key")]) from None
 
 
-def validate_schema(cfg: dict[str, Any]) -> tuple[RunConfig | None, RunConfig, set[str], list[Problem]]:
+def validate_schema(cfg: dict[str, Any]) -> tuple[RunConfig | None, RunConfig, set[str], list[ConfigProblem]]:
     """(spec or None, the sections that validate, names of broken sections, problems)."""
     if BROKEN_RECIPE_KEY in cfg:
-        raise ConfigError([Problem("recipe", "the recipe file cannot be used: " + str(cfg[BROKEN_RECIPE_KEY]), None,
+        raise ConfigError([ConfigProblem("recipe", "the recipe file cannot be used: " + str(cfg[BROKEN_RECIPE_KEY]), None,
                                    "a YAML mapping with `# @package _global_` like the shipped recipes")])
     try:
         spec = RunConfig.model_validate(cfg)

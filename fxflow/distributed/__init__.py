@@ -45,11 +45,11 @@ on Ctrl-C, `Terminated` on SIGTERM. Ranks also exit when the caller's process di
 
 Public API
 ----------
-`Slot(rank, device="cpu", device_name=None)`, `Placement(slots, replicated)`,
-`Placement.of(mapping)` (pid -> Slot, (rank, device) or {"rank", "device"}).
-`placement_from_facts(partitions, torch_devices=None) -> Placement`: one worker per device name
+`Slot(rank, device="cpu", device_name=None)`, `SlotAssignment(slots, replicated)`,
+`SlotAssignment.of(mapping)` (pid -> Slot, (rank, device) or {"rank", "device"}).
+`placement_from_facts(partitions, torch_devices=None) -> SlotAssignment`: one worker per device name
   holding a partition (ranks by logical id); a replicated partition runs on the candidate hosting
-  most of its neighbours; `Placement.replicated` keeps every candidate.
+  most of its neighbours; `SlotAssignment.replicated` keeps every candidate.
 `build_plan(split, placement) -> Plan`: the data flow (`steps`, `edges`, `partition_dag`,
   `is_chain()`, `describe()`), without starting anything.
 `DistributedModule(split, placement, backend="gloo", *, timeout_s=60.0, start_timeout_s=None,
@@ -94,14 +94,14 @@ from fxflow.distributed.calibration import calibrated_latency, node_latency_mapp
 from fxflow.distributed.cluster import RunTimeout, Terminated, WorkerFailed, prestart
 from fxflow.distributed.compare import compare_with_prediction, measured_critical_path
 from fxflow.distributed.executor import DistributedModule, run_partitioned
-from fxflow.distributed.plan import Placement, Plan, Slot, build_plan, placement_from_facts
+from fxflow.distributed.plan import Plan, Slot, SlotAssignment, build_plan, placement_from_facts
 
 __all__ = [
     "DistributedModule",
-    "Placement",
     "Plan",
     "RunTimeout",
     "Slot",
+    "SlotAssignment",
     "Terminated",
     "WorkerFailed",
     "build_plan",

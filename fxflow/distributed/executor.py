@@ -21,7 +21,7 @@ from torch.fx import GraphModule
 from fxflow.distributed.cluster import Cluster
 from fxflow.distributed.measurement import summarize
 from fxflow.distributed.microbatch import batch_inputs, merge_batches, split_batch
-from fxflow.distributed.plan import DRIVER, Placement, build_plan
+from fxflow.distributed.plan import DRIVER, SlotAssignment, build_plan
 from fxflow.distributed.worker import RankSetup
 
 _LOOPBACK = ("127.0.0.1", "localhost")
@@ -41,11 +41,11 @@ class DistributedModule:
 
     module_kind = "distributed"  # the stage kind it is (fxflow.stages): not an nn.Module, not a graph
 
-    def __init__(self, split: GraphModule, placement: Placement | Mapping[int, Any], backend: str = "gloo", *,
+    def __init__(self, split: GraphModule, placement: SlotAssignment | Mapping[int, Any], backend: str = "gloo", *,
                  timeout_s: float = 60.0, start_timeout_s: float | None = None, start_method: str = "forkserver",
                  threads_per_worker: int = 1, host: str = "127.0.0.1", seed: int = 0):
         self.split = split
-        self.placement = Placement.of(placement)
+        self.placement = SlotAssignment.of(placement)
         self.plan = build_plan(split, self.placement)
         cuda = any(torch.device(d).type == "cuda" for d in self.plan.devices.values())
         if cuda and backend == "gloo":
@@ -202,7 +202,7 @@ class DistributedModule:
                          seed=self.seed, env=env)
 
 
-def run_partitioned(split: GraphModule, placement: Placement | Mapping[int, Any], inputs: Mapping[str, Any],
+def run_partitioned(split: GraphModule, placement: SlotAssignment | Mapping[int, Any], inputs: Mapping[str, Any],
                     backend: str = "gloo", *, measure: bool = True, repeats: int = 10, warmup: int = 2,
                     probe_repeats: int = 10, microbatches: int = 0, split_inputs: Sequence[str] | None = None,
                     **options: Any) -> tuple[Any, dict[str, Any]]:

@@ -45,16 +45,16 @@ class Slot:
 
 
 @dataclass(frozen=True)
-class Placement:
+class SlotAssignment:
     """Partition id -> Slot, plus the candidate devices of partitions replicated on several."""
 
     slots: dict[int, Slot]
     replicated: dict[int, tuple[str, ...]] = field(default_factory=dict)
 
     @classmethod
-    def of(cls, value: "Placement | Mapping[int, Slot | tuple[int, str] | Mapping[str, Any]]") -> "Placement":
-        """Accept a Placement, or a mapping pid -> Slot / (rank, device) / {"rank", "device"}."""
-        if isinstance(value, Placement):
+    def of(cls, value: "SlotAssignment | Mapping[int, Slot | tuple[int, str] | Mapping[str, Any]]") -> "SlotAssignment":
+        """Accept a SlotAssignment, or a mapping pid -> Slot / (rank, device) / {"rank", "device"}."""
+        if isinstance(value, SlotAssignment):
             placement = value
         else:
             slots = {}
@@ -96,14 +96,14 @@ class Placement:
         ]
 
 
-def placement_from_facts(partitions: Sequence[Mapping[str, Any]], torch_devices: Mapping[str, str] | None = None) -> Placement:
+def placement_from_facts(partitions: Sequence[Mapping[str, Any]], torch_devices: Mapping[str, str] | None = None) -> SlotAssignment:
     """One worker per device name that holds a partition, from the Partition transform's facts.
 
     `partitions` is `facts["partitions"]` (entries with `id`, `devices`, `logical_device_ids`,
     `parents`, `children`); `torch_devices` maps a device name to a torch device string
     (`{"dev_0": "cuda:0"}`), "cpu" where absent. A partition replicated on several devices runs
     on the one that already hosts most of its parents and children (the first on a tie), and
-    `Placement.replicated` keeps every candidate. Ranks follow the devices' logical ids.
+    `SlotAssignment.replicated` keeps every candidate. Ranks follow the devices' logical ids.
     """
     torch_devices = dict(torch_devices or {})
     candidates: dict[int, list[str]] = {}
@@ -127,7 +127,7 @@ def placement_from_facts(partitions: Sequence[Mapping[str, Any]], torch_devices:
     rank_of = {name: rank for rank, name in enumerate(order, start=1)}
     slots = {pid: Slot(rank_of[name], torch_devices.get(name, "cpu"), name) for pid, name in sorted(chosen.items())}
     replicated = {pid: tuple(names) for pid, names in candidates.items() if len(names) > 1}
-    return Placement.of(Placement(slots, replicated))
+    return SlotAssignment.of(SlotAssignment(slots, replicated))
 
 
 @dataclass(frozen=True)
@@ -223,9 +223,9 @@ class Plan:
         }
 
 
-def build_plan(split: GraphModule, placement: Placement | Mapping[int, Any]) -> Plan:
+def build_plan(split: GraphModule, placement: SlotAssignment | Mapping[int, Any]) -> Plan:
     """Home rank of every top-level node of `split`, and the values that cross ranks."""
-    placement = Placement.of(placement)
+    placement = SlotAssignment.of(placement)
     worker_devices = placement.rank_devices()
     submods = {name: int(m.group(1)) for name, _ in split.named_children() if (m := _SUBMOD.fullmatch(name))}
     unplaced = sorted(set(submods.values()) - set(placement.slots))
@@ -345,3 +345,14 @@ def _downstream(split: GraphModule, submods: dict[str, int]) -> dict[Node, set[A
         else:
             reach[node] = set().union(*(reach[u] for u in node.users)) if node.users else set()
     return reach
+
+
+def __getattr__(name: str) -> object:
+    """`Placement` was renamed `SlotAssignment` (fxflow.partitioning's Placement is the node placement);
+    the old name works for one release."""
+    if name == "Placement":
+        import warnings
+
+        warnings.warn("fxflow.distributed.plan.Placement is now SlotAssignment", DeprecationWarning, stacklevel=2)
+        return SlotAssignment
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

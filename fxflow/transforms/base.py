@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from torch.fx import GraphModule
 
 from fxflow.stages import GRAPH, ModuleKind, StageFacts, kind_of
-from fxflow.steps import Step
+from fxflow.steps import RunStep
 
 if TYPE_CHECKING:
     from fxflow.config.schema import DeviceSpec
@@ -93,9 +93,9 @@ class Transform(BaseModel, ABC):
             raise BrokenContract(f"{type(self).__name__} recorded facts that do not fit {self.facts_model.__name__}: "
                                  f"{where}: {first['msg']}") from None
 
-    def step(self, name: str) -> Step:
+    def step(self, name: str) -> RunStep:
         """This stage as a step of the run, for a failure message naming its config key."""
-        return Step(name, f"transforms.{name}", f"transforms.{name} ({type(self).__name__})")
+        return RunStep(name, f"transforms.{name}", f"transforms.{name} ({type(self).__name__})")
 
     @abstractmethod
     def apply(self, gm: GraphModule, ctx: StageContext) -> GraphModule | Callable[..., Any]:

@@ -21,7 +21,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from fxflow.compose import Composed, compose_with_origins
-from fxflow.config.errors import ConfigError, Problem
+from fxflow.config.errors import ConfigError, ConfigProblem
 from fxflow.config.validate import resolve
 from fxflow.paths import shown
 from fxflow.plan import plan_run
@@ -98,6 +98,6 @@ def check_recipe(recipe: str, overrides: list[str] = (), with_origins: bool = Fa
     return verdict
 
 
-def origin_of(problem: Problem, composed: Composed) -> str:
+def origin_of(problem: ConfigProblem, composed: Composed) -> str:
     """The file (or command-line override) that set the key a problem is about."""
     return composed.origin(problem.path) if problem.path else ""
