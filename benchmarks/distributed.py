@@ -11,7 +11,7 @@ calibrated_latency.json, and the start-up overhead: forkserver (torch imported o
 
     python benchmarks/distributed.py                                  # every recipe, 10 repeats
     python benchmarks/distributed.py --recipes distributed_chain --repeats 20 --json out.json
-    python benchmarks/distributed.py --torch-devices dev_0=cuda:0      # where a GPU is (backend auto: nccl)
+    python benchmarks/distributed.py --torch-devices dev_0=cuda:0      # where a GPU is (process_group auto: nccl)
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ class ExecutionFacts(BaseModel):
 
     model_config = ConfigDict(extra="allow")
 
-    backend: str  # the process-group backend used: gloo or nccl
+    process_group: str  # the torch.distributed backend used: gloo or nccl
     world_size: int
     workers: int
     ranks: list[dict[str, Any]]

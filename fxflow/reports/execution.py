@@ -36,7 +36,7 @@ class ExecutionReport(StageReport):
 
     def write(self, record: RunRecord, stage: str, facts: dict[str, Any], before: Any, after: Any,
               options: ReportSpec) -> list[str]:
-        parts = [f"# {stage}: {facts['workers']} worker process(es) and a driver over {facts['backend']}", ""]
+        parts = [f"# {stage}: {facts['workers']} worker process(es) and a driver over {facts['process_group']}", ""]
         if facts.get("partitions"):
             parts += [tabulate(_rows(facts), headers=_HEADERS, tablefmt="github"), ""]
         if facts.get("edges"):
@@ -72,7 +72,7 @@ def summary_lines(stage: str, facts: dict[str, Any]) -> list[str]:
     """The run in words: processes and start-up, replicated partitions, end to end, critical path,
     pipeline throughput, the calibrated latency model, a failure."""
     startup = facts.get("startup") or {}
-    lines = [f"{facts['workers']} worker process(es) + a driver, {facts['backend']}"
+    lines = [f"{facts['workers']} worker process(es) + a driver, {facts['process_group']}"
              + (f"; started in {startup['total_s']:.2f} s (forkserver {startup['forkserver_s']:.2f} s, processes "
                 f"{startup['processes_s']:.2f} s, rendezvous {startup['rendezvous_s']:.2f} s)." if startup else ".")]
     for entry in facts["placement"]:

@@ -18,11 +18,11 @@ the distributed run against the eager model. The processes live until the pipeli
 stage module at the end of the run (`close()`), or end at once when this stage fails.
 
 Each device's torch device is its `torch_device` in the device list (cpu where unset). The
-process-group backend is `backend`; `auto` picks nccl when a device is CUDA (CPU values then
+process group is `process_group` (`backend` until this release); `auto` picks nccl when a device is CUDA (CPU values then
 still go over gloo) and gloo otherwise, so running on GPUs is a change of the device list only
 (`torch_device: cuda:N`, one GPU per device that holds a partition).
 
-Facts (seconds, bytes): `backend`, `world_size`, `workers`, `ranks`, `placement` (a replicated
+Facts (seconds, bytes): `process_group`, `world_size`, `workers`, `ranks`, `placement` (a replicated
 partition's chosen device and its candidates), `partition_dag`, `chain`, `startup`; with
 `measure`: `partitions.<i>.{measured_s, predicted, ratio, ...}` (compute per call, median
 after warm-up, beside the latency model's prediction), `measured_partitions`, `edges` (bytes
@@ -36,10 +36,13 @@ fails, `failure` says which rank, partition and step, and why.
 from __future__ import annotations
 
 import json
+import logging
+import warnings
 from typing import Any, ClassVar, Literal
 
 import torch
-from pydantic import NonNegativeInt, PositiveFloat, PositiveInt
+from pydantic import NonNegativeInt, PositiveFloat, PositiveInt, model_validator
+from pydantic_core import PydanticCustomError
 from torch.fx import GraphModule
 
 from fxflow.distributed import (
@@ -67,7 +70,8 @@ class ExecutePartitions(Transform):
     facts_model: ClassVar = ExecutionFacts
     uses_devices: ClassVar[bool] = True
 
-    backend: Literal["auto", "gloo", "nccl"] = "auto"
+    process_group: Literal["auto", "gloo", "nccl"] = "auto"
+    backend: Literal["auto", "gloo", "nccl"] | None = None  # the old name of process_group, read for one release
     timeout_s: PositiveFloat = 60.0
     start_method: Literal["forkserver", "spawn"] = "forkserver"
     threads_per_worker: PositiveInt = 1
@@ -75,6 +79,23 @@ class ExecutePartitions(Transform):
     repeats: PositiveInt = 10
     warmup: NonNegativeInt = 2
     microbatches: NonNegativeInt = 0
+
+    @model_validator(mode="after")
+    def _old_backend_key(self) -> "ExecutePartitions":
+        """`backend` meant the process group here and torch/fxflow in the partition stage; it is
+        `process_group` now, and the old key still works (with a warning) for one release."""
+        if self.backend is None:
+            return self
+        if self.process_group not in ("auto", self.backend):
+            raise PydanticCustomError(
+                "process_group", "backend={old} and process_group={new} disagree; backend is the old name of "
+                "process_group: write process_group only", {"old": self.backend, "new": self.process_group})
+        message = (f"the execute stage's `backend` is now `process_group`: write process_group={self.backend} "
+                   "(backend is read for one more release)")
+        warnings.warn(message, FutureWarning, stacklevel=2)
+        logging.getLogger("fxflow").warning(message)
+        self.process_group, self.backend = self.backend, None
+        return self
 
     def apply(self, gm: GraphModule, ctx: StageContext) -> DistributedModule:
         carried = partition_facts_of(gm)
@@ -85,8 +106,8 @@ class ExecutePartitions(Transform):
         torch_devices = {d.name: d.torch_device or "cpu" for d in ctx.devices}
         placement = placement_from_facts(partition_facts["partitions"], torch_devices)
         cuda = any(torch.device(slot.device).type == "cuda" for slot in placement.slots.values())
-        backend = self.backend if self.backend != "auto" else ("nccl" if cuda else "gloo")
-        module = DistributedModule(gm, placement, backend, timeout_s=self.timeout_s,
+        group = self.process_group if self.process_group != "auto" else ("nccl" if cuda else "gloo")
+        module = DistributedModule(gm, placement, group, timeout_s=self.timeout_s,
                                    start_method=self.start_method, threads_per_worker=self.threads_per_worker)
         try:
             module.start()
@@ -115,8 +136,8 @@ class ExecutePartitions(Transform):
 
 def _where(record: dict[str, Any]) -> dict[str, Any]:
     """Where everything ran and how long starting took."""
-    keys = ("backend", "world_size", "ranks", "placement", "partition_dag", "chain", "startup")
-    return {"workers": record["world_size"] - 1, **{k: record[k] for k in keys}}
+    keys = ("world_size", "ranks", "placement", "partition_dag", "chain", "startup")
+    return {"process_group": record["backend"], "workers": record["world_size"] - 1, **{k: record[k] for k in keys}}
 
 
 def _measured(measurement: dict[str, Any], partition_facts: dict[str, Any]) -> dict[str, Any]:
