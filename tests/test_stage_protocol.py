@@ -111,3 +111,16 @@ def test_a_partition_stage_gets_its_report_and_hands_on_typed_facts(run_recipe):
     run = run_recipe("size_based_partition")
     assert run.summary["status"] == "passed"
     assert "partition/partition_report.md" in run.summary["files"]["partition"]
+
+
+def test_every_shipped_transform_names_the_facts_it_records():
+    from fxflow.config.components import known_subclasses
+    from fxflow.plan import load_transforms
+    from fxflow.stages import StageFacts
+    from fxflow.transforms.base import Transform
+
+    load_transforms()
+    shipped = {path: cls for path, cls in known_subclasses(Transform).items() if path.startswith("fxflow.transforms.")}
+    assert len(shipped) >= 20
+    bare = [path for path, cls in shipped.items() if cls.facts_model is StageFacts]
+    assert not bare, f"these transforms record facts no model names: {bare}"
