@@ -23,7 +23,7 @@ from fxflow.config.schema import RunConfig
 from fxflow.config.targets import ModelTarget, TargetPolicy
 from fxflow.config.validate import validate_schema
 from fxflow.requirements import RequirementMissing, unmet
-from fxflow.stages import GRAPH
+from fxflow.stages import GRAPH, GraphProperty
 from fxflow.steps import RunStep
 from fxflow.tracers import Tracer
 from fxflow.transforms.base import Transform
@@ -162,7 +162,7 @@ def _transform_order(transforms: dict[str, Transform]) -> list[ConfigProblem]:
     """Each transform must take the kind of module the stage before it gives (the trace gives a
     GraphModule), and its `requires` must be provided by an earlier one (and not invalidated since)."""
     problems = []
-    have: dict[str, str] = {}
+    have: dict[GraphProperty, str] = {}
     kind, source = GRAPH, "the trace (tracer)"
     for name, transform in transforms.items():
         if not kind.is_a(transform.takes):
@@ -176,7 +176,7 @@ def _transform_order(transforms: dict[str, Transform]) -> list[ConfigProblem]:
             if need not in have:
                 givers = sorted({f"{t.__module__}.{t.__name__}" for t in _providers(need)})
                 problems.append(ConfigProblem(
-                    f"transforms.{name}", f"needs '{need}' but no earlier transform provides it (misordered or missing step)",
+                    f"transforms.{name}", f"needs '{need.value}' but no earlier transform provides it (misordered or missing step)",
                     None, "put one of " + ", ".join(givers) + " before it" if givers else ""))
         for gone in transform.invalidates:
             have.pop(gone, None)
@@ -185,7 +185,7 @@ def _transform_order(transforms: dict[str, Transform]) -> list[ConfigProblem]:
     return problems
 
 
-def _providers(need: str) -> list[type]:
+def _providers(need: GraphProperty) -> list[type]:
     return [cls for cls in known_subclasses(Transform).values() if need in cls.provides]
 
 

@@ -15,6 +15,7 @@ it does not carry the placement on).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import Enum
 from typing import Any
 
 import torch
@@ -62,6 +63,14 @@ def kind_of(module: Any) -> ModuleKind:
     if isinstance(module, torch.nn.Module):
         return MODULE
     return CALLABLE
+
+
+class GraphProperty(Enum):
+    """Something a graph may carry that a later step needs (`requires`), a step adds (`provides`)
+    or a step that builds a new graph drops (`invalidates`): named once here, so a misspelt
+    property fails at import instead of never being provided."""
+
+    NODE_SIZES = "node_sizes"  # node.size_bytes, as torch's sizing pass leaves them
 
 
 class StageFacts(BaseModel):

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Callable, ClassVar
 from pydantic import BaseModel, ConfigDict, ValidationError
 from torch.fx import GraphModule
 
-from fxflow.stages import GRAPH, ModuleKind, StageFacts, kind_of
+from fxflow.stages import GRAPH, GraphProperty, ModuleKind, StageFacts, kind_of
 from fxflow.steps import RunStep
 
 if TYPE_CHECKING:
@@ -55,9 +55,9 @@ class Transform(BaseModel, ABC):
         takes = GRAPH                # the default: a GraphModule (a placed one counts too)
         gives = SCRIPTED             # the default is GRAPH; None returns what it got (a probe)
         facts_model = ScriptFacts    # a StageFacts model; what it names must be recorded
-        requires = ("node_sizes",)   # e.g. partitioning needs sized nodes
-        provides = ("node_sizes",)
-        invalidates = ("node_sizes",)  # a step that builds a new graph drops its sizes
+        requires = (GraphProperty.NODE_SIZES,)  # e.g. partitioning needs sized nodes
+        provides = (GraphProperty.NODE_SIZES,)
+        invalidates = (GraphProperty.NODE_SIZES,)  # a step that builds a new graph drops its sizes
         uses_devices = True          # the run's device list must not be empty
         probe = True                 # inspects without changing the module: equivalence does not apply
     """
@@ -67,9 +67,9 @@ class Transform(BaseModel, ABC):
     takes: ClassVar[ModuleKind] = GRAPH
     gives: ClassVar[ModuleKind | None] = GRAPH
     facts_model: ClassVar[type[BaseModel]] = StageFacts
-    requires: ClassVar[tuple[str, ...]] = ()
-    provides: ClassVar[tuple[str, ...]] = ()
-    invalidates: ClassVar[tuple[str, ...]] = ()
+    requires: ClassVar[tuple[GraphProperty, ...]] = ()
+    provides: ClassVar[tuple[GraphProperty, ...]] = ()
+    invalidates: ClassVar[tuple[GraphProperty, ...]] = ()
     uses_devices: ClassVar[bool] = False
     probe: ClassVar[bool] = False
 

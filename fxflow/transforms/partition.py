@@ -14,7 +14,7 @@ from fxflow.partitioning.cost import OBJECTIVES
 from fxflow.partitioning.fxflow_backend import partition_with_fxflow
 from fxflow.partitioning.latency import LatencyModel
 from fxflow.partitioning.torch_backend import MODES, PartitionRefused, partition_with_torch
-from fxflow.stages import GRAPH, PLACED
+from fxflow.stages import GRAPH, PLACED, GraphProperty
 from fxflow.transforms.base import StageContext, Transform
 
 _LATENCY_MODES = ("cost_aware", "kl_based")
@@ -50,8 +50,8 @@ class PartitionOverDevices(Transform):
     takes: ClassVar = GRAPH
     gives: ClassVar = PLACED
     facts_model: ClassVar = PartitionFacts
-    requires: ClassVar[tuple[str, ...]] = ("node_sizes",)
-    invalidates: ClassVar[tuple[str, ...]] = ("node_sizes",)
+    requires: ClassVar = (GraphProperty.NODE_SIZES,)
+    invalidates: ClassVar = (GraphProperty.NODE_SIZES,)
     uses_devices: ClassVar[bool] = True
 
     backend: Literal["torch", "fxflow"] = "torch"

@@ -10,7 +10,7 @@ from torch.fx.passes import graph_manipulation
 
 from fxflow.nodes import node_sizes
 from fxflow.partitioning.sizing import size_nodes
-from fxflow.stages import StageFacts
+from fxflow.stages import GraphProperty, StageFacts
 from fxflow.transforms.base import StageContext, Transform
 
 
@@ -42,7 +42,7 @@ class SizeNodes(Transform):
 
     facts_model: ClassVar = SizeFacts
 
-    provides: ClassVar[tuple[str, ...]] = ("node_sizes",)
+    provides: ClassVar = (GraphProperty.NODE_SIZES,)
 
     method: Literal["fxflow", "torch"] = "fxflow"
     record_nodes: int = Field(1000, ge=0)

@@ -11,7 +11,7 @@ from pydantic_core import PydanticCustomError
 from torch.fx import GraphModule
 from torch.fx.passes.split_module import split_module
 
-from fxflow.stages import StageFacts
+from fxflow.stages import GraphProperty, StageFacts
 from fxflow.transforms.base import StageContext, Transform
 from fxflow.transforms.split_policies import SplitPolicy
 
@@ -57,7 +57,7 @@ class SplitModule(Transform):
 
     facts_model: ClassVar = SplitFacts
 
-    invalidates: ClassVar[tuple[str, ...]] = ("node_sizes",)
+    invalidates: ClassVar = (GraphProperty.NODE_SIZES,)
 
     policy: SplitPolicy
     keep_original_order: bool = False
