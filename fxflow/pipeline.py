@@ -30,7 +30,7 @@ from fxflow.inputs import InputSet, make_inputs
 from fxflow.interrupts import as_interrupt
 from fxflow.plan import RunPlan, plan_run
 from fxflow.record.stage_files import record_stage
-from fxflow.record.summary import RecordError, finish, present as _present, write_summary
+from fxflow.record.summary import RecordError, finish, present_outcome, write_summary
 from fxflow.record.writer import RunRecord
 from fxflow.requirements import RequirementMissing
 from fxflow.run_state import RunState
@@ -88,7 +88,7 @@ def run_job(cfg: DictConfig | dict[str, Any], run_dir: Path, overrides: list[str
             state.error = error_entry(exc, state.step)
         finish(record, state, run_dir, start)
         if present is not None:
-            _present(present, record, state, run_dir)
+            present_outcome(present, record, state, run_dir)
     return state
 
 

@@ -54,7 +54,8 @@ def finish(record: RunRecord, state: RunState, run_dir: Path, start: float) -> N
     write_summary(record, state, run_dir)
 
 
-def present(show: Callable[[RunState, Path], None], record: RunRecord, state: RunState, run_dir: Path) -> None:
+def present_outcome(show: Callable[[RunState, Path], None], record: RunRecord, state: RunState,
+                    run_dir: Path) -> None:
     """Show the outcome; a terminal that cannot take it (closed pipe, odd stream) makes the run an error."""
     try:
         show(state, run_dir)
