@@ -4,18 +4,21 @@ torch's critical path adds a partition's whole latency after its last parent fin
 the nodes of that partition that need nothing from the parent. A device that runs parallel
 branches beside the join they feed (a few embedding tables beside the concatenation of all of
 them) therefore pays its branches again after the slowest remote branch arrives. Cut such a
-partition in two on the same device, the nodes ready by some time in one and the rest in the
-other, and the branches run while the remote ones do: the transfer between the two is free, and
-the critical path no longer counts the branches twice.
+partition in two on the same device, the nodes ready early in one and the rest in the other,
+and the branches run while the remote ones do: the transfer between the two is free, and the
+critical path no longer counts the branches twice.
 
     placement = split_by_arrival(problem, placement)    # never worse under "latency"
 
-For each partition on a critical path, every node gets the time its inputs from other partitions
-are there at the earliest (parent's finish plus transfer, passed along paths inside the
-partition); each distinct time is a candidate cut. The upper part depends only on parents that
-finish by then and the lower part reads the upper, so no cycle appears. A cut is kept when the
-device stays within budget (the lower part buffers what it reads from the upper one) and the
-critical path drops; rounds go on until none does, or `max_evaluations` is spent.
+Times are those of the finest plan on the same devices (every node its own partition). For each
+partition, every node gets the time its inputs from other partitions could be there (passed
+along paths inside the partition) and the time the rest of the graph waits on its output; each
+distinct time is a candidate cut, the part ready early (or awaited longest) going first. The
+producers in other partitions that the early part reads are cut out of theirs too where that is
+what keeps it waiting. Each part cut off is closed under its partition's own inputs, so it only
+feeds the rest, and no cycle appears. A cut is kept when every device stays within budget (the
+parts buffer what they read from each other) and the critical path drops; rounds go on until no
+cut helps, `max_evaluations` plans were tried or the deadline passed.
 """
 
 from __future__ import annotations
@@ -105,9 +108,9 @@ def _cuts(problem: Problem, placement: Placement):
     for _, p, level, early, times in plans:
         first = {v for v in members[p] if (times[v] <= level if early else times[v] >= level)}
         whole = len(first) == len(members[p])  # nothing cut from p: only its producers are
-        cuts = [] if whole else [first]
-        cuts += _producers_for(problem, part, p, first)
-        variants = ([] if whole else [[first]]) + ([cuts] if len(cuts) > 1 or (whole and cuts) else [])
+        own = [] if whole else [first]
+        producers = _producers_for(problem, part, p, first)
+        variants = ([own] if own else []) + ([own + producers] if producers else [])
         for variant in variants:
             partition_of = list(part)
             devs = list(placement.devices)
