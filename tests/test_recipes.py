@@ -85,6 +85,7 @@ TORCH_TEST_FIGURES = {
     # beyond the torch tests: fxflow's partitioner beside torch's on one scenario
     "partition_bench_torch": {"partition.critical_path_latency": 323200.0, "partition.num_partitions": 4},
     "partition_bench": {"partition.backend": "fxflow", "partition.idle_devices": []},
+    "partition_gpt": {"partition.backend": "fxflow", "partition.num_partitions": 4, "trace.graph.node_count": 170},
 }
 EXPECTED_REFUSALS = {"lack_of_devices": "enough memory", "large_node_error": "too large to fit any device",
                      "conv_bn_fusion_train_mode": "Fusion only for eval"}
