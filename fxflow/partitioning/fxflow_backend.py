@@ -7,7 +7,7 @@ the keys of torch's backend (so the partition report, the picture and the execut
 unchanged) plus `algorithm`, `objective`, `objective_value`, `optimal`, `solve_seconds` and the
 certificate of `bounds.certificate`: `lower_bound` (no plan's objective is lower), `gap`
 ((objective_value - lower_bound) / objective_value), `lower_bound_kind` (which bound was
-tightest), `lower_bound_candidates` and `bound_seconds`.
+tightest), `lower_bound_candidates` and `bound_seconds`, when a latency mapping is given.
 """
 
 from __future__ import annotations
@@ -58,5 +58,6 @@ def partition_with_fxflow(
         "optimal": result.optimal,
         "solve_seconds": round(time.perf_counter() - started, 6),
     })
-    facts.update(certificate(problem, objective, float(result.value)))
+    if latency:  # without latencies every plan scores 0: nothing to certify
+        facts.update(certificate(problem, objective, float(result.value)))
     return split, facts
