@@ -15,6 +15,8 @@ on the partitions each partitioner holds at the end. The MILP (optimal with one 
 device) runs on graphs of up to `--milp-nodes` nodes, with the best fxflow value as a cutoff;
 like every fxflow result its placement is returned cut into independent pieces, and the gap
 compares `best` with it as returned, or with its lower bound when it runs out of time (<=).
+The proven gaps compare `best` and torch's best mode with the lower bound no plan beats
+(`fxflow.partitioning.bounds`); benchmarks/partition_gaps.py sweeps them over device counts.
 
 Tensors here are tiny, so torch runs on one thread (`torch.set_num_threads(1)`) in every
 process: with more threads on a shared machine, thread wake-ups dominate the timings.
@@ -40,6 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from fxflow.models.graph_families import FAMILIES, family_model  # noqa: E402
 from fxflow.partitioning import PlacementRefused, build_problem, partition, size_nodes  # noqa: E402
 from fxflow.partitioning.algorithms.milp import MilpTimeout  # noqa: E402
+from fxflow.partitioning.bounds import gap, lower_bound  # noqa: E402
 from fxflow.partitioning.cost import critical_path_latency  # noqa: E402
 from fxflow.partitioning.placement import Placement  # noqa: E402
 from fxflow.partitioning.latency import SizeRuleLatency  # noqa: E402
@@ -155,6 +158,8 @@ def run_case(family: str, nodes: int, args: argparse.Namespace) -> dict[str, Any
     prepare = time.perf_counter() - started
     row["nodes"] = len(gm.graph.nodes)
     row["prepare_seconds"] = prepare
+    row["bound"] = lower_bound(problem, args.objective).value
+    row["objective"] = args.objective
     for mode in TORCH_MODES:
         spec = {"family": family, "nodes": nodes, "devices": args.devices, "fraction": args.fraction, "rate": args.rate,
                 "mode": mode}
@@ -213,20 +218,23 @@ def tables(rows: list[dict[str, Any]]) -> str:
         milp = row.get("milp") or {}
         reference = milp.get("cp") if milp.get("optimal") else milp.get("bound")
         ours = row["best"].get("cp")
-        gap = "-"
+        gap_text = "-"
         if reference and ours is not None:
-            gap = ("" if milp.get("optimal") else "<= ") + f"{100 * (ours - reference) / reference:.2f}%"
+            gap_text = ("" if milp.get("optimal") else "<= ") + f"{100 * (ours - reference) / reference:.2f}%"
         ratio = f"{ours / best_torch:.3f}" if ours is not None and best_torch else "-"
+        torch_value = best_torch if row.get("objective") == "latency" else None  # torch's figure is the critical path
+        proven = [f"{100 * gap(v, row['bound']):.2f}%" if v is not None and "bound" in row else "-" for v in (ours, torch_value)]
         contiguous = row["pipeline"].get("cp")
         latency.append([row["family"], row["nodes"]] + [_cell(row[m], "cp") for m in TORCH_MODES]
                        + [_cell(row[m], "cp") for m in OURS]
                        + [_fmt(milp.get("cp")) + ("" if milp.get("optimal", True) else " (limit)") if milp else "-",
-                          ratio, gap, f"{contiguous / best_torch:.3f}" if contiguous and best_torch else "-"])
+                          ratio, gap_text, f"{contiguous / best_torch:.3f}" if contiguous and best_torch else "-", *proven])
         fastest = row[best_mode]["seconds"] if best_mode else None
         timing.append([row["family"], row["nodes"], f"{row['prepare_seconds']:.3g}"]
                       + [_cell(row[m], "seconds") for m in TORCH_MODES] + [_cell(row[m], "seconds") for m in OURS]
                       + [f"{row['best']['seconds'] / fastest:.3g}" if fastest else "-"])
-    head = ["family", "nodes", *TORCH_MODES, *OURS, "milp", "best/torch", "best vs milp", "pipeline/torch"]
+    head = ["family", "nodes", *TORCH_MODES, *OURS, "milp", "best/torch", "best vs milp", "pipeline/torch",
+            "best gap (proven)", "torch gap (proven)"]
     out = "Critical-path latency (torch's cost model; lower is better)\n\n"
     out += tabulate(latency, headers=head, tablefmt="github") + "\n\n"
     out += ("Wall seconds (torch: its sizing + partition_graph; fxflow: size_nodes + build_problem + algorithm; "

@@ -64,3 +64,13 @@ def test_reuses_shape_metadata_and_refuses_without_it():
         node.__dict__.pop("size_bytes", None)
     size_nodes(gm)
     assert _sizes(gm) == first
+
+
+def test_a_node_that_fails_on_the_inputs_is_named_plainly(run_recipe, capsys):
+    """fxflow's sizing runs the inputs through the graph itself: the error names the input key and
+    torch's own words, and prints no traceback (torch's ShapeProp prints one)."""
+    run = run_recipe("large_node_error", "model.inputs.a.shape=[3,5]")
+    message = run.summary["error"]["message"]
+    assert run.summary["status"] == "error" and "model.inputs" in message
+    assert "mat1 and mat2 shapes cannot be multiplied (3x5 and 4x4)" in message
+    assert "Traceback" not in capsys.readouterr().err

@@ -14,7 +14,7 @@ RECIPES = sorted(recipe_files())
 PROCESS_RECIPES = {name for name in RECIPES if name.startswith("distributed_")}
 # Recipes whose point is scale (10,000 nodes, ~6 s a run): benchmarks/partition_cli.py times them
 # through the command; here they validate, and partition_bench runs their scenario at 514 nodes.
-BENCHMARK_RECIPES = {"partition_bench_10k"}
+BENCHMARK_RECIPES = {"partition_bench_10k", "partition_bench_100k"}
 
 
 @pytest.mark.parametrize("name", RECIPES)

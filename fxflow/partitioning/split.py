@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 from torch.fx import GraphModule
+from torch.fx._lazy_graph_module import _use_lazy_graph_module
 from torch.fx.experimental.partitioner_utils import Partition as TorchPartition
 from torch.fx.passes.split_module import split_module
 
@@ -24,11 +25,16 @@ def _nodes_by_name(gm: GraphModule) -> dict[str, Any]:
 
 
 def split_graph(gm: GraphModule, problem: Problem, placement: Placement) -> GraphModule:
-    """torch's `split_module(gm, gm, node -> partition id)`: one `submod_<pid>` per partition."""
+    """torch's `split_module(gm, gm, node -> partition id)`: one `submod_<pid>` per partition.
+
+    The modules are built lazily (torch's `_LazyGraphModule`, what torch.compile uses): eagerly,
+    the parent's constructor generates and compiles every child's code once more, which is most
+    of the time at 100,000 nodes. Each child's code is generated when first called or read."""
     check_placement(problem, placement)
     by_name = _nodes_by_name(gm)
     pid = {by_name[name]: placement.partition_of[i] for i, name in enumerate(problem.names)}
-    return split_module(gm, gm, lambda node: pid[node])
+    with _use_lazy_graph_module(True):
+        return split_module(gm, gm, lambda node: pid[node])
 
 
 def to_torch_partitions(gm: GraphModule, problem: Problem, placement: Placement) -> list[TorchPartition]:

@@ -85,7 +85,9 @@ def _latency_facts(gm: GraphModule, partitions: list[TorchPartition], devices: S
                    latency: dict[Node, NodeLatency], rate: float) -> dict[str, Any]:
     """Per-partition (mem, compute, overall) latency and the critical path of torch's partitions,
     with fxflow's cost model: torch's figures (bit for bit on torch's tests), in linear time where
-    torch's own helpers walk every path (exponential on residual graphs)."""
+    torch's own helpers walk every path (exponential on residual graphs); and how far that critical
+    path can be from the best plan's (`bounds.certificate`: lower_bound, gap, ...)."""
+    from fxflow.partitioning.bounds import certificate
     from fxflow.partitioning.cost import ZeroTransferRate, critical_path_latency, partition_latencies
     from fxflow.partitioning.problem import build_problem
     from fxflow.partitioning.split import placement_of
@@ -98,6 +100,10 @@ def _latency_facts(gm: GraphModule, partitions: list[TorchPartition], devices: S
         facts["critical_path_latency"] = float(critical_path_latency(problem, placement, latencies))
     except ZeroTransferRate as exc:
         facts["critical_path_latency_unavailable"] = str(exc)
+        return facts
+    # torch leaves a partition on no device when devices run out: memory bounds nothing then
+    on_devices = all(placement.devices)
+    facts.update(certificate(problem, "latency", facts["critical_path_latency"], partitions_on_devices=on_devices))
     return facts
 
 

@@ -106,4 +106,7 @@ def summary_lines(facts: dict[str, Any]) -> list[str]:
     if "critical_path_latency" in facts:
         lines.append(f"critical-path latency: {facts['critical_path_latency']:g} "
                      f"(transfer rate {facts['transfer_rate_bytes_per_sec']:g} B/s).")
+    if "gap" in facts:
+        lines.append(f"no plan does better than {facts['lower_bound']:g} ({facts['lower_bound_kind']} bound): "
+                     f"gap at most {100 * facts['gap']:.2f}%.")
     return lines

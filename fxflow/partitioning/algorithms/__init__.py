@@ -10,15 +10,18 @@
     result = partition(problem, "best", objective="latency", time_limit_s=2.0)
 
 Each algorithm places one partition per device; `partition` then cuts partitions into their
-independent pieces (`split=False` keeps them whole).
+independent pieces and, for "latency", cuts off the work that is ready before a partition's late
+inputs arrive (`arrival.split_by_arrival`); `split=False` keeps them whole.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 from typing import Any, Callable
 
 from fxflow.partitioning.algorithms.list_scheduling import list_schedule
+from fxflow.partitioning.arrival import split_by_arrival
 from fxflow.partitioning.algorithms.pipeline_dp import pipeline_split
 from fxflow.partitioning.algorithms.portfolio import best_of
 from fxflow.partitioning.cost import OBJECTIVES, objective_value
@@ -26,6 +29,8 @@ from fxflow.partitioning.placement import split_components
 from fxflow.partitioning.problem import Problem
 from fxflow.partitioning.result import Result
 
+# Seconds `partition` gives `split_by_arrival` at most, after the algorithm's own time limit.
+ARRIVAL_SECONDS = 1.0
 
 
 def milp_partition(problem: Problem, **params: Any) -> Result:
@@ -49,8 +54,10 @@ def partition(problem: Problem, algorithm: str = "best", objective: str = "laten
     pipeline, `time_limit_s=` for all but pipeline, `upper_bound=` for milp, `kicks=` for best).
 
     The algorithms place one partition per device; with `split`, each is then cut into its
-    independent pieces (`placement.split_components`: same device, same memory, never slower),
-    and `info["one_partition_per_device"]` keeps the figure from before."""
+    independent pieces (`placement.split_components`: same device, same memory, never slower)
+    and, for "latency", where its inputs arrive at different times (`arrival.split_by_arrival`:
+    same device, within budget, only where the critical path drops); `info["one_partition_per_device"]`
+    keeps the figure from before."""
     if algorithm not in ALGORITHMS:
         raise ValueError(f"algorithm must be one of {sorted(ALGORITHMS)}, not {algorithm!r}")
     if objective not in OBJECTIVES:
@@ -59,6 +66,8 @@ def partition(problem: Problem, algorithm: str = "best", objective: str = "laten
     if not split:
         return result
     pieces = split_components(problem, result.placement)
+    if objective == "latency":
+        pieces = split_by_arrival(problem, pieces, deadline=time.perf_counter() + ARRIVAL_SECONDS)
     if pieces.num_partitions == result.placement.num_partitions:
         return result
     value = objective_value(problem, pieces, objective)
