@@ -81,11 +81,11 @@ class CutAt(SplitPolicy):
     @classmethod
     def _function_imports(cls, target: str | None, info: ValidationInfo) -> str | None:
         if info.data.get("op") == "call_function" and target is not None:
-            function_at(target)
+            function_at(target, called=False)
         return target
 
     def assign(self, gm: GraphModule, nodes: list[Node]) -> dict[str, int]:
-        wanted = function_at(self.target) if self.op == "call_function" and self.target is not None else self.target
+        wanted = function_at(self.target, called=False) if self.op == "call_function" and self.target is not None else self.target
         assigned: dict[str, int] = {}
         partition, after_match = 0, False
         for node in nodes:
