@@ -29,6 +29,7 @@ from fxflow.checks.result import Check
 from fxflow.checks.scenario import scenario_changes
 from fxflow.config.errors import ConfigError, Problem, first_line
 from fxflow.config.schema import ReportSpec
+from fxflow.config.targets import trust_from_environment
 from fxflow.config.validate import resolve
 from fxflow.facts import flatten
 from fxflow.inputs import InputSet, input_sets, make_inputs
@@ -62,8 +63,9 @@ class RecordError(Exception):
 
 
 def run_job(cfg: DictConfig | dict[str, Any], run_dir: Path, overrides: list[str], files: list[str] = (),
-            present: Callable[[RunState, Path], None] | None = None) -> RunState:
+            present: Callable[[RunState, Path], None] | None = None, hydra_overrides: list[str] = ()) -> RunState:
     """Run one composed config and write its record; `present` shows the outcome (the terminal summary).
+    `hydra_overrides` (hydra.run.dir=..., hydra/launcher=...) are recorded beside the job's overrides.
 
     Raises only Interrupted (after recording it) and RecordError (when no summary can be written).
     """
@@ -76,7 +78,8 @@ def run_job(cfg: DictConfig | dict[str, Any], run_dir: Path, overrides: list[str
         recipe = OmegaConf.select(cfg, "recipe", default="?", throw_on_resolution_failure=False)
     else:
         recipe = cfg.get("recipe", "?")
-    state = RunState(recipe=str(recipe), overrides=list(overrides))
+    state = RunState(recipe=str(recipe), overrides=list(overrides), hydra_overrides=list(hydra_overrides),
+                     trusted=trust_from_environment().record())
     with _run_log(record.path(LOG_FILE)):
         log.info("run of recipe %s started in %s (process %s)", state.recipe, run_dir, state.pid)
         _write_summary(record, state, run_dir)  # status `running`

@@ -15,7 +15,7 @@ from pydantic_core import PydanticCustomError
 from torch.fx import GraphModule
 from torch.fx import Tracer as FxTracer
 
-from fxflow.config.targets import TargetPolicy, TargetRefused
+from fxflow.config.targets import NotImported, TargetPolicy, TargetRefused
 
 
 class Tracer(BaseModel, ABC):
@@ -60,6 +60,8 @@ class SymbolicTracer(Tracer):
         for path in value:
             try:
                 policy.module_class(path)
+            except NotImported:
+                continue
             except TargetRefused as exc:
                 raise PydanticCustomError(
                     "leaf_module", "'{path}' {why}; write a dotted path like torch.nn.Linear",

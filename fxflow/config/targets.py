@@ -152,6 +152,11 @@ def names_only() -> Iterator[list[str]]:
         _NOT_IMPORTING.reset(token)
 
 
+def not_imported() -> list[str]:
+    """The trusted names left unimported so far inside `names_only()` ([] outside it)."""
+    return list(_NOT_IMPORTING.get() or [])
+
+
 def trust_from_environment(cwd: Path | None = None, environ: Mapping[str, str] | None = None) -> Trust:
     """The packages trusted outside the recipe, with where each trust came from (deny list applied)."""
     return Trust.from_environment(cwd, environ, refuse=_denied)
@@ -216,6 +221,20 @@ class TargetPolicy:
         if not (isinstance(obj, type) and issubclass(obj, base)) or inspect.isabstract(obj):
             raise TargetRefused(f"is not a {base.__name__} (it is a {_kind_of(obj)})", accepted)
         self._check_home(obj, COMPONENT_PACKAGES, accepted)
+        return obj
+
+    def hydra_callback(self, path: Any) -> type:
+        """A Hydra callback class (`hydra.callbacks.NAME._target_`): fxflow's own only, never widened by
+        trust, since Hydra builds callbacks before any check of the job's config runs."""
+        from hydra.experimental.callback import Callback
+
+        accepted = "one of fxflow's own callbacks (a hydra Callback subclass from fxflow)"
+        obj = self._locate(path, COMPONENT_PACKAGES, accepted, trust=False)
+        if not (isinstance(obj, type) and issubclass(obj, Callback)):
+            raise TargetRefused(f"is not a Hydra callback (it is a {_kind_of(obj)})", accepted)
+        home = _home_module(obj)
+        if home is None or not _under(home, COMPONENT_PACKAGES):
+            raise TargetRefused(f"is defined in {home}, not in fxflow", accepted)
         return obj
 
     def module_class(self, path: Any) -> type:

@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, NonNegativeInt, PositiveInt, Validat
 from pydantic_core import PydanticCustomError
 from torch.fx import GraphModule, Node
 
-from fxflow.config.targets import TargetPolicy, TargetRefused
+from fxflow.config.targets import NotImported, TargetPolicy, TargetRefused
 from fxflow.nodes import NON_COMPUTE_OPS, FxOp, function_at
 
 
@@ -136,6 +136,8 @@ class ByFunction(SplitPolicy):
     def _is_a_function(cls, path: str) -> str:
         try:
             obj = TargetPolicy.from_environment().user_function(path)
+        except NotImported:
+            return path
         except TargetRefused as exc:
             raise PydanticCustomError(
                 "split_function", "'{path}' {why}; write the dotted path of a function node -> int ({accepted})",
