@@ -14,13 +14,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping, Sequence
 
+import yaml
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from fxflow.config.hydra_settings import hydra_problems
+from fxflow.config.hydra_settings import hydra_problems, searchpath_problems
 from fxflow.config.targets import TargetPolicy
 from fxflow.paths import conf_dir, config_dirs, recipes_dir, search_dirs, shown, user_config_dirs
 from fxflow.recipes import recipe_files
@@ -105,6 +106,9 @@ def hydra_settings_problems(overrides: Sequence[str]) -> list[str]:
     parsed = parser.parse_overrides(list(overrides))
     if not user_config_dirs() and not any(o.key_or_group.startswith("hydra") for o in parsed):
         return []
+    early = _searchpath_before_composing(parsed)
+    if early:
+        return early
     fixed = [o.input_line for o in parsed if not o.is_sweep_override()]
     sweeps = [o for o in parsed if o.is_sweep_override()]
     found: list[str] = []
@@ -128,6 +132,25 @@ def hydra_settings_problems(overrides: Sequence[str]) -> list[str]:
                 if text not in found:
                     found.append(text)
     return found
+
+
+def _searchpath_before_composing(parsed: list[Any]) -> list[str]:
+    """`hydra.searchpath` from an override or the user's primary config (the first config.yaml in
+    their folders), read as plain YAML: Hydra would import a pkg:// entry while composing."""
+    for override in parsed:
+        if override.key_or_group == "hydra.searchpath":
+            return [f"{p.render()} [set by {COMMAND_LINE} ({override.input_line})]"
+                    for p in searchpath_problems(override.value())]
+    primary = next((folder / "config.yaml" for folder in user_config_dirs() if (folder / "config.yaml").is_file()), None)
+    if primary is None or primary.stat().st_size > 1_000_000:
+        return []  # a file that large is refused when Hydra reads it
+    try:
+        data = yaml.safe_load(primary.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return []  # Hydra reports a file it cannot read
+    hydra = data.get("hydra") if isinstance(data, dict) else None
+    searchpath = hydra.get("searchpath") if isinstance(hydra, dict) else None
+    return [f"{p.render()} [set by {shown(primary)}]" for p in searchpath_problems(searchpath)]
 
 
 def _swept_choices(loader: Any, sweeps: list[Any], fixed: list[str]) -> list[list[str]]:

@@ -58,17 +58,24 @@ def hydra_problems(hydra: Mapping[str, Any], policy: TargetPolicy) -> list[Probl
             problems.append(Problem(f"hydra.job.env_set.{name}", "is not a variable a config may set: it could "
                                     "change what code runs or what is trusted", None,
                                     "thread and device variables (OMP_*, MKL_*, CUDA_*, NCCL_*, TORCH_*)"))
-    searchpath = hydra.get("searchpath") or []
-    for index, entry in enumerate(searchpath if isinstance(searchpath, list) else [searchpath]):
-        if not (isinstance(entry, str) and entry.startswith("file://")):
-            problems.append(Problem(f"hydra.searchpath.{index}", "is not a folder: a pkg:// entry imports a package",
-                                    entry, "file://FOLDER, or --config-dir FOLDER"))
+    problems += searchpath_problems(hydra.get("searchpath"))
     judged = ("hydra.callbacks.", "hydra.launcher", "hydra.sweeper")
     for path in _target_paths(hydra, "hydra"):
         if not path.startswith(judged):
             problems.append(Problem(join_path(path, "_target_"), "is not built by fxflow: under `hydra`, only "
                                     "fxflow's callbacks and Hydra's launcher and sweeper name a `_target_`",
                                     None, "remove it"))
+    return problems
+
+
+def searchpath_problems(searchpath: Any) -> list[Problem]:
+    """`hydra.searchpath` lists folders only: Hydra imports a `pkg://` entry's package while it
+    composes, so this is checked on the overrides and the primary config file before composing."""
+    problems = []
+    for index, entry in enumerate(searchpath if isinstance(searchpath, list) else [searchpath] if searchpath else []):
+        if not (isinstance(entry, str) and entry.startswith("file://")):
+            problems.append(Problem(f"hydra.searchpath.{index}", "is not a folder: a pkg:// entry imports a package",
+                                    entry, "file://FOLDER, or --config-dir FOLDER"))
     return problems
 
 
