@@ -385,11 +385,16 @@ def _import_object(path: str, accepted: str) -> Any:
     if module is None:
         raise TargetRefused("cannot be imported: no module of that name", accepted)
     obj: Any = module
-    for part in parts[end:]:
+    for index, part in enumerate(parts[end:], start=end):
+        if type(obj) is types.ModuleType and part not in vars(obj):  # a module's __getattr__ may import
+            raise TargetRefused(f"cannot be imported: {'.'.join(parts[:index])} has no '{part}'", accepted)
         try:
             obj = getattr(obj, part)
         except AttributeError:
-            raise TargetRefused(f"cannot be imported: {'.'.join(parts[:end])} has no '{part}'", accepted) from None
+            raise TargetRefused(f"cannot be imported: {'.'.join(parts[:index])} has no '{part}'", accepted) from None
+        if isinstance(obj, types.ModuleType):  # another module, reached through an attribute (`pkg.torch.load`)
+            raise TargetRefused(f"reaches the module {obj.__name__} through {'.'.join(parts[:index])}; a name is "
+                                "judged by where it is defined, so write that module's own path", accepted)
     return obj
 
 
@@ -418,12 +423,12 @@ def _walk(path: Any, roots: tuple[str, ...], accepted: str) -> Any:
     obj: Any = sys.modules[parts[0]]
     for end, part in enumerate(parts[1:], start=2):
         if type(obj) is types.ModuleType and part not in vars(obj):  # a module's __getattr__ may import
-            raise TargetRefused(f"cannot be found: {'.'.join(parts[:end - 1])} has no '{part}' loaded "
+            raise TargetRefused(f"cannot be imported: {'.'.join(parts[:end - 1])} has no '{part}' loaded "
                                 "(fxflow imports nothing to find a function)", accepted)
         try:
             obj = getattr(obj, part)
         except Exception:  # noqa: BLE001 - any failure to fetch is a name that does not resolve
-            raise TargetRefused(f"cannot be found: {'.'.join(parts[:end - 1])} has no '{part}'", accepted) from None
+            raise TargetRefused(f"cannot be imported: {'.'.join(parts[:end - 1])} has no '{part}'", accepted) from None
     return obj
 
 

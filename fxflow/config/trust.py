@@ -84,16 +84,19 @@ class Trust:
 
 
 def working_folder() -> Path:
-    """The folder fxflow was started in: Hydra's original working folder inside a job (a job with
-    hydra.job.chdir=true runs elsewhere), else the current one."""
+    """The folder fxflow was started in: the current folder, unless Hydra moved this job into its
+    run folder (hydra.job.chdir=true), then the folder Hydra started from."""
+    here = Path.cwd()
     try:
         from hydra.core.hydra_config import HydraConfig
 
         if HydraConfig.initialized():
-            return Path(HydraConfig.get().runtime.cwd)
-    except Exception:  # noqa: BLE001 - outside a Hydra job there is no original folder to ask for
+            runtime = HydraConfig.get().runtime
+            if runtime.output_dir and Path(runtime.output_dir).resolve() == here.resolve():
+                return Path(runtime.cwd)
+    except Exception:  # noqa: BLE001 - outside a Hydra job there is no other folder to ask for
         pass
-    return Path.cwd()
+    return here
 
 
 @contextmanager
