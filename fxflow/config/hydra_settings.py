@@ -11,8 +11,9 @@ from the composed (unresolved) values, by the same rules as every other `_target
   instantiate options or nested `_target_`s;
 - `hydra.launcher` / `hydra.sweeper`: a `_target_` in Hydra's own plugins or the installed
   `hydra_plugins` namespace (Hydra then accepts only registered plugin classes), no nested `_target_`;
-- `hydra.job_logging` / `hydra.hydra_logging`: no `()` factories, handler and formatter classes
-  from logging's own, streams stdout/stderr, log files inside the run folder only;
+- `hydra.job_logging` / `hydra.hydra_logging`: handler and formatter classes (`class`, or the
+  factory `()`) from logging's own (and colorlog's formatter), streams stdout/stderr, log files
+  inside the run folder only;
 - names that become paths (`hydra.job.name`, `hydra.output_subdir`, `hydra.sweep.subdir`) stay
   inside the run folder; `hydra.job.env_set` sets thread and device variables only (never
   PYTHONPATH, LD_PRELOAD or FXFLOW_TRUSTED_PACKAGES); `hydra.searchpath` lists folders only;
@@ -132,9 +133,8 @@ def _logging(node: Any, path: str) -> Iterator[Problem]:
     if isinstance(node, Mapping):
         for key, value in node.items():
             where = join_path(path, key)
-            if key == "()":
-                yield Problem(where, "names a factory logging would call", value, "a `class` from "
-                              + ", ".join(sorted(LOGGING_CLASSES)))
+            if key == "()" and value not in LOGGING_CLASSES:
+                yield Problem(where, "names a factory logging would call", value, ", ".join(sorted(LOGGING_CLASSES)))
             elif key == "class" and value not in LOGGING_CLASSES:
                 yield Problem(where, "is not a logging class fxflow accepts", value, ", ".join(sorted(LOGGING_CLASSES)))
             elif key == "filename" and not _inside_run_folder(value):

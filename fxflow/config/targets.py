@@ -17,18 +17,26 @@ Each check runs in this order, and nothing is imported until the name has passed
    `fxflow` for components, `operator`/`math`/`torch` for graph functions, plus the packages
    the user trusts outside the recipe (`[tool.fxflow] trusted_packages` in the pyproject.toml
    found from the working folder, or `FXFLOW_TRUSTED_PACKAGES`, comma-separated);
-4. after import, the object is what the key asks for (an `nn.Module` subclass, a registered
-   factory or a Python function to trace; a subclass of the component's kind), and the module it
-   was defined in passes 2 and 3 too, so a re-export cannot smuggle one in.
+4. the longest module prefix is imported and the rest fetched as attributes, never through
+   another module reached by attribute (`fxflow.models.recommendation.torch.load`) nor a lazy
+   import; the object is what the key asks for (an `nn.Module` subclass, a registered factory or
+   a Python function to trace; a subclass of the component's kind), and the module it was
+   defined in passes 2 and 3 too, so a re-export cannot smuggle one in.
 
-Graph functions (what a node may call: replacement targets, split policies) are judged by the
-object the name resolves to, never by its dotted prefix: `torch.nn.functional.torch.ops.load_library`
+Inside `names_only()` (fxflow show / validate) a name from a trusted package stops after step 3:
+the review verbs never run a package's code. Hydra's callbacks (`hydra_callback`) are fxflow's
+own only, whatever is trusted.
+
+Graph functions (what a graph node will call: replacement targets) are judged by the object the
+name resolves to, never by its dotted prefix: `torch.nn.functional.torch.ops.load_library`
 starts like a torch function but is torch's library loader. The name is walked attribute by
 attribute from `operator`, `math` or `torch` (already imported; a walk that would import a module
 stops), and the object found must be on an allow list by identity: operator's arithmetic,
 comparison and item functions, math's functions, and torch's tensor functions (those that take
 part in `__torch_function__`, less the few that reach outside the tensor: `Tensor.numpy`,
 storage, hooks, `backward`). Loaders, savers, hubs, compilers and file readers are not on it.
+A function named only to find the nodes that call it (`matched_function`: an old target, a split
+point) is found by the same walk and never called.
 
 Hydra's own `instantiate` (a blocklist since hydra-core 1.3.4, widened in 1.3.7; read in
 1.3.8's hydra/_internal/target_policy.py) refuses a fixed list of dangerous callables by name
@@ -308,8 +316,7 @@ class TargetPolicy:
 
     # ------------------------------------------------------------------ shared steps
 
-    def _locate(self, path: Any, packages: tuple[str, ...], accepted: str, trust: bool = True,
-                allow_operator: bool = False) -> Any:
+    def _locate(self, path: Any, packages: tuple[str, ...], accepted: str, trust: bool = True) -> Any:
         """Check the name, then import and fetch the object; TargetRefused on any failure."""
         if not isinstance(path, str) or not path:
             raise TargetRefused("is required: name what to build", accepted)
@@ -317,7 +324,7 @@ class TargetPolicy:
             raise TargetRefused("is not a dotted import path of public names (package.module.Name)", accepted)
         if any(part.startswith("_") for part in path.split(".")):
             raise TargetRefused("names a private object (a part starts with '_')", accepted)
-        if _denied(path, allow_operator=allow_operator):
+        if _denied(path):
             raise TargetRefused("is in a package a config may never name (process, file, import, network or "
                                 "code-loading modules); no setting allows it", accepted)
         allowed = packages + (self.trusted if trust else ())
@@ -348,9 +355,8 @@ class TargetPolicy:
                 f"pyproject.toml (found from the working folder) or {ENV_VAR}=pkg1,pkg2")
 
 
-def _denied(path: str, allow_operator: bool = False) -> bool:
-    root = path.split(".")[0]
-    if root in DENIED_PACKAGES and not (allow_operator and root in ("operator", "_operator")):
+def _denied(path: str) -> bool:
+    if path.split(".")[0] in DENIED_PACKAGES:
         return True
     return _under(path, DENIED_TORCH)
 
