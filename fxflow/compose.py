@@ -104,7 +104,7 @@ def hydra_settings_problems(overrides: Sequence[str]) -> list[str]:
     policy = TargetPolicy()
     parser = OverridesParser.create()
     parsed = parser.parse_overrides(list(overrides))
-    if not user_config_dirs() and not any(o.key_or_group.startswith("hydra") for o in parsed):
+    if not user_config_dirs() and not any(_may_change_hydra(o) for o in parsed):
         return []
     early = _searchpath_before_composing(parsed)
     if early:
@@ -132,6 +132,17 @@ def hydra_settings_problems(overrides: Sequence[str]) -> list[str]:
                 if text not in found:
                     found.append(text)
     return found
+
+
+# Hydra settings whose plain value (a folder, a switch) builds and imports nothing.
+PLAIN_HYDRA_KEYS = frozenset({"hydra.run.dir", "hydra.sweep.dir", "hydra.job.chdir", "hydra.verbose"})
+
+
+def _may_change_hydra(override: Any) -> bool:
+    """Whether an override may change what Hydra builds or imports (so the `hydra` node needs a check)."""
+    if not override.key_or_group.startswith("hydra"):
+        return False
+    return override.key_or_group not in PLAIN_HYDRA_KEYS or isinstance(override.value(), (dict, list))
 
 
 def _searchpath_before_composing(parsed: list[Any]) -> list[str]:
