@@ -9,8 +9,11 @@ Examples:
     python -m fxflow --help                               # recipes, groups and their options
     fxflow ls | show NAME | validate --all | cp NAME DEST | diff RUN_A RUN_B | --version
 
-A first word that names a verb (fxflow.verbs) runs the verb; anything else goes to Hydra.
+A first word that names a verb (fxflow.verbs) runs the verb; anything else goes to Hydra, once
+what it would build from `hydra:` settings has passed fxflow's checks (fxflow.config.hydra_settings).
 `--config-dir DIR` (anywhere on the line) adds a folder of your configs ahead of the shipped ones.
+The working folder is not searched for modules ahead of installed libraries; the packages you
+trust (fxflow.config.trust) are found there after them, and each command says where trust came from.
 
 Exit code: 0 when every job passed (or was skipped for a missing requirement), 1 otherwise;
 130 after Ctrl-C and 143 after SIGTERM (the record says `interrupted`); 2 when an explicit run
@@ -19,7 +22,8 @@ directory already holds a record (FXFLOW_OVERWRITE=1 replaces it).
 
 from __future__ import annotations
 
-import os
+import contextlib
+import io
 import sys
 from pathlib import Path
 
@@ -28,6 +32,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
+from fxflow.config.trust import working_folder_off_path
 from fxflow.interrupts import Interrupted, signals_interrupt
 from fxflow.paths import conf_dir, set_config_dirs
 from fxflow.record.run_dir import fresh_job_dir, register_resolvers
@@ -47,6 +52,7 @@ def _task(cfg: DictConfig) -> dict:
     _RUN_DIRS.append(run_dir)
     # Overrides as typed: `seed=${nope}` must be recorded, not resolved.
     overrides = OmegaConf.to_container(hydra_cfg.overrides.task, resolve=False)
+    hydra_overrides = OmegaConf.to_container(hydra_cfg.overrides.hydra, resolve=False)
     sweeping = hydra_cfg.mode == RunMode.MULTIRUN
     if sweeping and (done := _sweep_job_done(cfg, run_dir, overrides)) is not None:
         _STATUSES.append(done["status"])
@@ -55,7 +61,7 @@ def _task(cfg: DictConfig) -> dict:
         fresh_job_dir(run_dir)  # a re-run sweep: this job's earlier record goes, it runs afresh
     try:
         state = run_job(cfg, run_dir, overrides, config_files(hydra_cfg.runtime.choices, hydra_cfg.runtime.config_sources),
-                        present=print_outcome)
+                        present=print_outcome, hydra_overrides=hydra_overrides)
     except RecordError as exc:  # nothing could be recorded: say so, and let a sweep go on
         print(f"fxflow: error: {exc}", file=sys.stderr)
         _STATUSES.append("error")
@@ -114,19 +120,76 @@ def _exit_code() -> int:
     return 0 if all(status in ("passed", "skipped") for status in _STATUSES) else 1  # one job, or none (--cfg, --help)
 
 
+def _launch_refusal(argv: list[str]) -> str | None:
+    """Why Hydra must not start with this command line, or None: a `hydra:` setting (from an
+    override or any config file) that would build or import something outside fxflow's policy,
+    or a Hydra flag that picks another primary config or re-runs a pickled one."""
+    from hydra._internal.utils import get_args_parser
+
+    with contextlib.redirect_stderr(io.StringIO()):
+        try:
+            args = get_args_parser().parse_args(argv)
+        except SystemExit:
+            return None  # Hydra reports its own usage error
+    for flag, given in (("--config-path/-cp", args.config_path), ("--config-name/-cn", args.config_name),
+                        ("--experimental-rerun", args.experimental_rerun)):
+        if given is not None:
+            return (f"{flag} is not accepted: fxflow's primary config is its own conf/config.yaml; put your configs "
+                    "in ./fxflow_conf or name a folder with --config-dir DIR")
+    if args.help or args.hydra_help or args.cfg or args.info or args.shell_completion:
+        return None  # nothing is built or logged
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    from fxflow.compose import hydra_settings_problems
+
+    try:
+        problems = hydra_settings_problems(args.overrides)
+    except (HydraException, OmegaConfBaseException):
+        return None  # composing fails the same way inside Hydra, which says why
+    if not problems:
+        return None
+    return (f"nothing was run: {len(problems)} problem(s) with Hydra's settings, which Hydra would act on "
+            "before any check of the job:\n" + "\n".join(f"  - {p}" for p in problems))
+
+
+def _announce_trust(names_only: bool = False) -> None:
+    """Say once, on stderr, which packages this command trusts and where that trust came from."""
+    from fxflow.config.targets import trust_from_environment
+
+    text = trust_from_environment().announcement()
+    if text:
+        if names_only:
+            text += " (show and validate check their names only and import nothing of theirs)"
+        print(text, file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of `fxflow` and `python -m fxflow`."""
+    with working_folder_off_path():
+        source_root = Path(__file__).resolve().parents[1]  # a checkout run without installing: its hydra_plugins
+        if (source_root / "hydra_plugins").is_dir() and str(source_root) not in sys.path:
+            sys.path.append(str(source_root))
+        _main(list(sys.argv[1:] if argv is None else argv))
+
+
+def _main(argv: list[str]) -> None:
     from fxflow.record.sweep import SweepSummary
 
     _STATUSES.clear()
     SweepSummary.outcome = None
-    argv = _take_config_dirs(list(sys.argv[1:] if argv is None else argv))
-    if os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())  # `fxflow` finds the user's model modules as `python -m fxflow` does
+    argv = _take_config_dirs(argv)
     from fxflow.verbs import is_verb, run_verb
 
     if is_verb(argv):
+        if argv[0] in ("show", "validate"):
+            _announce_trust(names_only=True)
         sys.exit(run_verb(argv))
+    refusal = _launch_refusal(argv)
+    if refusal is not None:
+        print(f"fxflow: error: {refusal}", file=sys.stderr)
+        sys.exit(1)
+    _announce_trust()
     try:
         with signals_interrupt():
             register_resolvers()

@@ -14,13 +14,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping, Sequence
 
+import yaml
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from fxflow.paths import conf_dir, config_dirs, recipes_dir, search_dirs, shown
+from fxflow.config.hydra_settings import hydra_problems, searchpath_problems
+from fxflow.config.targets import TargetPolicy
+from fxflow.paths import conf_dir, config_dirs, recipes_dir, search_dirs, shown, user_config_dirs
 from fxflow.recipes import recipe_files
 
 COMMAND_LINE = "command line"
@@ -88,6 +91,95 @@ def compose_with_origins(recipe: str | None = None, overrides: Sequence[str] = (
     return Composed(cfg, files, traced, used)
 
 
+def hydra_settings_problems(overrides: Sequence[str]) -> list[str]:
+    """What is wrong with the `hydra` node a launch with these command-line overrides would get
+    (fxflow.config.hydra_settings), each problem with the file or override that set its key.
+
+    Run before Hydra starts: Hydra builds callbacks, launcher and logging from that node before
+    any job runs. A sweep reads other files per job, so each option of a swept group (from the
+    command line or `hydra.sweeper.params`) is composed too; values under `hydra` cannot be swept.
+    Composition errors propagate (Hydra reports them the same way when it composes). The shipped
+    configs alone need no check (nor composing): only the user's folders and overrides can differ.
+    """
+    policy = TargetPolicy()
+    parser = OverridesParser.create()
+    parsed = parser.parse_overrides(list(overrides))
+    if not user_config_dirs() and not any(_may_change_hydra(o) for o in parsed):
+        return []
+    early = _searchpath_before_composing(parsed)
+    if early:
+        return early
+    fixed = [o.input_line for o in parsed if not o.is_sweep_override()]
+    sweeps = [o for o in parsed if o.is_sweep_override()]
+    found: list[str] = []
+    with _hydra(None) as loader:
+        variants = [fixed]
+        while variants:
+            variant = variants.pop(0)
+            cfg = compose(config_name="config", overrides=variant, return_hydra_config=True)
+            hydra = OmegaConf.to_container(cfg.hydra, resolve=False)
+            if variant is fixed:  # the sweeps a launch would run, and so the files it would read
+                params = hydra.get("sweeper", {}).get("params") or {}
+                sweeps += [o for o in parser.parse_overrides([f"{k}={v}" for k, v in params.items()])
+                           if o.is_sweep_override()]
+                variants += _swept_choices(loader, sweeps, fixed)
+            problems = hydra_problems(hydra, policy)
+            if problems:
+                composed = Composed(cfg, [], _origins(loader, variant, hydra_too=True)[0])
+            for problem in problems:
+                origin = composed.origin(problem.path) or "Hydra's own configs or a hydra/ group"
+                text = f"{problem.render()} [set by {origin}]"
+                if text not in found:
+                    found.append(text)
+    return found
+
+
+# Hydra settings whose plain value (a folder, a switch) builds and imports nothing.
+PLAIN_HYDRA_KEYS = frozenset({"hydra.run.dir", "hydra.sweep.dir", "hydra.job.chdir", "hydra.verbose"})
+
+
+def _may_change_hydra(override: Any) -> bool:
+    """Whether an override may change what Hydra builds or imports (so the `hydra` node needs a check)."""
+    if not override.key_or_group.startswith("hydra"):
+        return False
+    return override.key_or_group not in PLAIN_HYDRA_KEYS or isinstance(override.value(), (dict, list))
+
+
+def _searchpath_before_composing(parsed: list[Any]) -> list[str]:
+    """`hydra.searchpath` from an override or the user's primary config (the first config.yaml in
+    their folders), read as plain YAML: Hydra would import a pkg:// entry while composing."""
+    for override in parsed:
+        if override.key_or_group == "hydra.searchpath":
+            return [f"{p.render()} [set by {COMMAND_LINE} ({override.input_line})]"
+                    for p in searchpath_problems(override.value())]
+    primary = next((folder / "config.yaml" for folder in user_config_dirs() if (folder / "config.yaml").is_file()), None)
+    if primary is None or primary.stat().st_size > 1_000_000:
+        return []  # a file that large is refused when Hydra reads it
+    try:
+        data = yaml.safe_load(primary.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return []  # Hydra reports a file it cannot read
+    hydra = data.get("hydra") if isinstance(data, dict) else None
+    searchpath = hydra.get("searchpath") if isinstance(hydra, dict) else None
+    return [f"{p.render()} [set by {shown(primary)}]" for p in searchpath_problems(searchpath)]
+
+
+def _swept_choices(loader: Any, sweeps: list[Any], fixed: list[str]) -> list[list[str]]:
+    """One override list per option of each swept config group whose file is in a user folder
+    (shipped files and recipes set nothing under `hydra`; the recipe source refuses a recipe that does)."""
+    variants = []
+    for override in sweeps:
+        group = override.key_or_group
+        if group == "recipe" or not loader.repository.group_exists(group):
+            continue
+        value = override.value()
+        options = (value.filter(loader.get_group_options(group)) if hasattr(value, "filter")
+                   else list(override.sweep_string_iterator()))
+        variants += [[*fixed, f"{override.get_key_element()}={option}"] for option in options
+                     if any((folder / group / f"{option}.yaml").is_file() for folder in user_config_dirs())]
+    return variants
+
+
 def config_files(choices: Mapping[str, Any], sources: Iterable[Any] | None = None) -> list[str]:
     """The files a job's config came from, for error messages, as the search path finds them.
 
@@ -108,9 +200,11 @@ def config_files(choices: Mapping[str, Any], sources: Iterable[Any] | None = Non
     return files
 
 
-def _origins(loader: Any, overrides: Sequence[str]) -> tuple[dict[str, str], list[tuple[str, Path]]]:
+def _origins(loader: Any, overrides: Sequence[str],
+             hydra_too: bool = False) -> tuple[dict[str, str], list[tuple[str, Path]]]:
     """Replay composition file by file: the last file (or override) to set a key is its origin.
-    Also returns every config read, in composition order, with its file."""
+    Also returns every config read, in composition order, with its file. Hydra's own config
+    groups are left out unless `hydra_too`."""
     parsed = OverridesParser.create().parse_overrides(list(overrides))
     chosen_by = {f"{o.key_or_group}/{o.value()}": o.input_line for o in parsed
                  if not o.is_sweep_override() and o.key_or_group != "recipe"
@@ -119,7 +213,7 @@ def _origins(loader: Any, overrides: Sequence[str]) -> tuple[dict[str, str], lis
     used: list[tuple[str, Path]] = []
     for default in loader.compute_defaults_list("config", list(overrides), RunMode.RUN).defaults:
         path = default.config_path
-        if path is None or path.startswith("hydra/") or (default.package or "").startswith("hydra"):
+        if path is None or (not hydra_too and (path.startswith("hydra/") or (default.package or "").startswith("hydra"))):
             continue
         loaded = loader.repository.load_config(path)
         if loaded is None:

@@ -39,12 +39,14 @@ def node_sizes(gm: torch.fx.GraphModule) -> dict[str, dict[str, int]]:
     return sizes
 
 
-def function_at(path: str, field: str = "") -> Callable[..., Any]:
+def function_at(path: str, field: str = "", called: bool = True) -> Callable[..., Any]:
     """The function a config names as a `call_function` target (`operator.add`, `torch.relu`),
-    resolved by the target policy (operator, math and torch only); a validation error that says
-    how to write one otherwise."""
+    resolved by the target policy from operator, math and torch; one a graph will call (`called`)
+    must be a tensor function on the policy's allow list, one only matched against nodes may be any
+    function found there. A validation error that says how to write one otherwise."""
+    policy = TargetPolicy()
     try:
-        return TargetPolicy().graph_function(path)
+        return policy.graph_function(path) if called else policy.matched_function(path)
     except TargetRefused as exc:
         raise PydanticCustomError(
             "target", "function '{path}' {why}; write a dotted path such as operator.add or torch.relu",

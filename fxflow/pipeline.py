@@ -25,6 +25,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from fxflow.capture import close_stages, run_log, stderr_to_log, torch_threads
 from fxflow.config.errors import ConfigError, ConfigProblem, first_line
+from fxflow.config.targets import trust_from_environment
 from fxflow.config.validate import resolve
 from fxflow.inputs import InputSet, make_inputs
 from fxflow.interrupts import as_interrupt
@@ -45,8 +46,9 @@ LOG_FILE = "fxflow.log"
 
 
 def run_job(cfg: DictConfig | dict[str, Any], run_dir: Path, overrides: list[str], files: list[str] = (),
-            present: Callable[[RunState, Path], None] | None = None) -> RunState:
+            present: Callable[[RunState, Path], None] | None = None, hydra_overrides: list[str] = ()) -> RunState:
     """Run one composed config and write its record; `present` shows the outcome (the terminal summary).
+    `hydra_overrides` (hydra.run.dir=..., hydra/launcher=...) are recorded beside the job's overrides.
 
     Raises only Interrupted (after recording it) and RecordError (when no summary can be written).
     """
@@ -57,7 +59,8 @@ def run_job(cfg: DictConfig | dict[str, Any], run_dir: Path, overrides: list[str
                           f"{first_line(exc)}") from exc
     recipe = (OmegaConf.select(cfg, "recipe", default="?", throw_on_resolution_failure=False)
               if isinstance(cfg, DictConfig) else cfg.get("recipe", "?"))
-    state = RunState(recipe=str(recipe), overrides=list(overrides))
+    state = RunState(recipe=str(recipe), overrides=list(overrides), hydra_overrides=list(hydra_overrides),
+                     trusted=trust_from_environment().record())
     with run_log(record.path(LOG_FILE)):
         log.info("run of recipe %s started in %s (process %s)", state.recipe, run_dir, state.pid)
         write_summary(record, state, run_dir)  # status `running`

@@ -20,7 +20,7 @@ from fxflow.config.components import (build_component, check_input_objects, chec
 from fxflow.config.errors import ConfigError, ConfigProblem, did_you_mean
 from fxflow.config.names import safe_name_problem
 from fxflow.config.schema import RunConfig
-from fxflow.config.targets import ModelTarget, TargetPolicy
+from fxflow.config.targets import ModelTarget, NotImported, TargetPolicy, not_imported
 from fxflow.config.validate import validate_schema
 from fxflow.requirements import RequirementMissing, unmet
 from fxflow.stages import GRAPH, GraphProperty
@@ -115,6 +115,9 @@ def plan_run(cfg: dict[str, Any], files: Iterable[str] = (), policy: TargetPolic
         problems.extend(_transform_order(transforms))  # a broken transform would make its followers look misordered
     problems.extend(_cross_checks(partial, transforms, names_written, broken))
 
+    unimported = not_imported()
+    if unimported and not problems:  # fxflow show / validate: trusted code is checked by name, never run
+        raise NotImported("checked by name only, not imported (trusted packages): " + ", ".join(unimported))
     if problems or spec is None or tracer is None or (model_factory is None and not missing):
         raise ConfigError(problems, recipe=str(cfg.get("recipe", "")), files=files)
     if missing:

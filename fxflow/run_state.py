@@ -36,6 +36,8 @@ class RunState:
 
     recipe: str
     overrides: list[str]
+    hydra_overrides: list[str] = field(default_factory=list)  # hydra.* and hydra/ overrides of the command line
+    trusted: dict[str, str] = field(default_factory=dict)  # trusted package -> where that trust came from
     scenario_changes: list[str] = field(default_factory=list)  # overrides that make this run an exploration
     model: str = ""  # the model built: class or function name
     status: str = "running"
@@ -116,6 +118,8 @@ class RunState:
             "notes": self.notes,
             "versions": {"python": platform.python_version(), "torch": torch.__version__, "fxflow": fxflow.__version__},
             "overrides": self.overrides,
+            "hydra_overrides": self.hydra_overrides,
+            "trusted_packages": self.trusted,
             "key_metrics": [m for m in self.key_metrics if m in metrics],
             "run_dir": str(run_dir),
             "process": {"pid": self.pid, "host": self.host, "started_at": self.started_at,

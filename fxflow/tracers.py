@@ -16,7 +16,7 @@ from torch.fx import GraphModule
 from torch.fx import Tracer as FxTracer
 
 from fxflow.config.components import run_policy
-from fxflow.config.targets import TargetRefused
+from fxflow.config.targets import NotImported, TargetPolicy, TargetRefused
 from fxflow.steps import RunStep
 
 
@@ -74,6 +74,8 @@ class SymbolicTracer(Tracer):
         for path in value:
             try:
                 policy.module_class(path)
+            except NotImported:
+                continue
             except TargetRefused as exc:
                 raise PydanticCustomError(
                     "leaf_module", "'{path}' {why}; write a dotted path like torch.nn.Linear",
@@ -83,7 +85,10 @@ class SymbolicTracer(Tracer):
     @model_validator(mode="after")
     def _resolve_leaves(self, info: ValidationInfo) -> "SymbolicTracer":
         policy = run_policy(info) if self.leaf_modules else None
-        self._leaf_classes = tuple(policy.module_class(p) for p in self.leaf_modules) if policy else ()
+        try:
+            self._leaf_classes = tuple(policy.module_class(p) for p in self.leaf_modules) if policy else ()
+        except NotImported:  # fxflow show / validate: a trusted package's class is checked by name only
+            self._leaf_classes = ()
         return self
 
     def _leaves(self) -> tuple[type, ...]:

@@ -37,8 +37,9 @@ def test_config_imports_nothing_else_from_fxflow(path):
 # rules (the schema, what a `_target_` may name), then the checking that applies them.
 CONFIG_LAYERS = [
     ("words", ("fxflow.config.names", "fxflow.config.errors")),
+    ("trust", ("fxflow.config.trust",)),
     ("rules", ("fxflow.config.schema", "fxflow.config.targets")),
-    ("checking", ("fxflow.config.validate", "fxflow.config.components")),
+    ("checking", ("fxflow.config.validate", "fxflow.config.components", "fxflow.config.hydra_settings")),
 ]
 
 

@@ -22,7 +22,7 @@ from hydra.utils import instantiate
 from pydantic import ValidationError, ValidationInfo
 
 from fxflow.config.errors import ConfigProblem, did_you_mean, join_path, problems_from_validation
-from fxflow.config.targets import ModelTarget, TargetPolicy, TargetRefused
+from fxflow.config.targets import ModelTarget, NotImported, TargetPolicy, TargetRefused
 
 # Where a config may hold a `{_target_: ...}` mapping; components may nest more below them.
 MODEL_KEYS = ("model.module", "equivalence.reference")
@@ -96,6 +96,8 @@ def check_input_objects(cfg: Mapping[str, Any], policy: TargetPolicy) -> list[Co
             section = section[int(part)] if isinstance(section, list) else section[part]
         try:
             policy.data_class(section.get("_target_"))
+        except NotImported:
+            continue
         except TargetRefused as exc:
             problems.append(ConfigProblem(join_path(path, "_target_"), exc.message, section.get("_target_"), exc.accepted))
     return problems
@@ -111,6 +113,8 @@ def build_component(section: Any, path: str, problems: list[ConfigProblem], base
     target = section.get("_target_")
     try:
         cls = policy.component(target, base)
+    except NotImported:  # fxflow show / validate: a trusted package's class is checked by name only
+        return None
     except TargetRefused as exc:
         hint = did_you_mean(target, known) if isinstance(target, str) and "cannot be imported" in exc.message else ""
         problems.append(ConfigProblem(join_path(path, "_target_"), exc.message + hint, target,
@@ -180,6 +184,8 @@ def check_model_target(section: Any, path: str, problems: list[ConfigProblem], p
     target = section.get("_target_")
     try:
         model = policy.model(target)
+    except NotImported:  # fxflow show / validate: a trusted package's model is checked by name only
+        return None
     except TargetRefused as exc:
         problems.append(ConfigProblem(join_path(path, "_target_"), exc.message, target, exc.accepted))
         return None

@@ -6,13 +6,13 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import torch
-from hydra.utils import get_object
 from pydantic import field_validator
 from pydantic_core import PydanticCustomError
 from torch.fx import GraphModule
 from torch.fx.operator_schemas import normalize_function
 
 from fxflow.config.schema import InputSpec
+from fxflow.config.targets import TargetPolicy, TargetRefused
 from fxflow.inputs import make_inputs
 from fxflow.stages import StageFacts
 from fxflow.transforms.base import StageContext, Transform
@@ -58,13 +58,11 @@ class NormalizeFunction(Transform):
     @field_validator("target")
     @classmethod
     def _torch_target(cls, target: str) -> str:
-        if not target.startswith("torch."):
-            raise PydanticCustomError("target", "must be a torch operator or function (torch.ops.aten.add.Tensor, "
-                                      "torch.add); got '{target}'", {"target": target})
-        try:
-            get_object(target)
-        except Exception:
-            raise PydanticCustomError("target", "cannot resolve '{target}'", {"target": target}) from None
+        try:  # by the target policy: walked from torch without importing, never called
+            TargetPolicy().torch_operator(target)
+        except TargetRefused as exc:
+            raise PydanticCustomError("target", "'{target}' {why}; write {accepted}",
+                                      {"target": target, "why": exc.message, "accepted": exc.accepted}) from None
         return target
 
     def apply(self, gm: GraphModule, ctx: StageContext) -> GraphModule:
@@ -72,7 +70,7 @@ class NormalizeFunction(Transform):
                              **{f"kwargs.{k}": spec for k, spec in self.kwargs.items()}}, seed=0)
         args = tuple(given[f"args.{i}"] for i in range(len(self.args)))
         kwargs = {k: given[f"kwargs.{k}"] for k in self.kwargs}
-        result = normalize_function(get_object(self.target), args, kwargs,
+        result = normalize_function(TargetPolicy().torch_operator(self.target), args, kwargs,
                                     normalize_to_only_use_kwargs=self.normalize_to_only_use_kwargs)
         ctx.facts["normalized"] = result is not None
         if result is not None:

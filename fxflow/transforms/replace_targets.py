@@ -10,6 +10,7 @@ from pydantic_core import PydanticCustomError
 from torch.fx import GraphModule
 from torch.fx.passes import graph_manipulation
 
+from fxflow.config.targets import TargetPolicy, TargetRefused
 from fxflow.nodes import FxOp, function_at
 from fxflow.stages import StageFacts
 from fxflow.transforms.base import StageContext, Transform
@@ -35,9 +36,14 @@ class ReplaceTargets(Transform):
             new_target: operator.mul
 
     The graph then computes something new, so the recipe's check names a reference model
-    with the new semantics. Facts: `replaced` (how many nodes changed). Function targets
-    come only from operator, math and torch (the target policy's graph functions); method
-    and module targets are public attribute names.
+    with the new semantics. Facts: `replaced` (how many nodes changed).
+
+    What the graph will call must stay a pure tensor computation, whatever earlier stages did:
+    a new `call_function` target is a tensor function on the target policy's allow list (by
+    identity, so `torch.nn.functional.torch.load` is torch.load and refused), a new
+    `call_method` target is a tensor method on the same list (never `numpy`, `tolist` or
+    storage, so no chain of stages reaches `x.numpy().tofile(path)`), and a new `call_module`
+    target is a public attribute name. Old targets are only matched, never called.
     """
 
     facts_model: ClassVar = ReplaceTargetsFacts
@@ -52,7 +58,14 @@ class ReplaceTargets(Transform):
         for field, op, target in (("old_target", self.old_op, self.old_target),
                                   ("new_target", self.new_op, self.new_target)):
             if op == "call_function":
-                function_at(target, field)
+                function_at(target, field, called=field == "new_target")
+            elif op == "call_method" and field == "new_target":
+                try:
+                    TargetPolicy().tensor_method(target)
+                except TargetRefused as exc:
+                    raise PydanticCustomError("target", "call_method target '{target}' {why} ({accepted})",
+                                              {"target": target, "why": exc.message, "accepted": exc.accepted,
+                                               "field": field}) from None
             elif not _ATTRIBUTE.fullmatch(target):
                 raise PydanticCustomError(
                     "target", "{op} target '{target}' is not a public attribute name (e.g. add, or linear for a "
@@ -60,7 +73,7 @@ class ReplaceTargets(Transform):
         return self
 
     def apply(self, gm: GraphModule, ctx: StageContext) -> GraphModule:
-        old = self._resolve(self.old_op, self.old_target)
+        old = self._resolve(self.old_op, self.old_target, called=False)
         before = sum(1 for n in gm.graph.nodes if n.op == self.old_op and n.target == old)
         graph_manipulation.replace_target_nodes_with(
             fx_module=gm,
@@ -73,8 +86,8 @@ class ReplaceTargets(Transform):
         return gm
 
     @staticmethod
-    def _resolve(op: str, target: str) -> Any:
-        return function_at(target) if op == "call_function" else target
+    def _resolve(op: str, target: str, called: bool = True) -> Any:
+        return function_at(target, called=called) if op == "call_function" else target
 
 
 _ATTRIBUTE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*(\.[A-Za-z][A-Za-z0-9_]*)*$")

@@ -26,7 +26,7 @@ from pydantic_core import PydanticCustomError
 from torch.fx import GraphModule, Node
 
 from fxflow.config.components import run_policy
-from fxflow.config.targets import TargetRefused
+from fxflow.config.targets import NotImported, TargetRefused
 from fxflow.nodes import NON_COMPUTE_OPS, FxOp, function_at
 
 
@@ -83,11 +83,11 @@ class CutAt(SplitPolicy):
     @classmethod
     def _function_imports(cls, target: str | None, info: ValidationInfo) -> str | None:
         if info.data.get("op") == "call_function" and target is not None:
-            function_at(target)
+            function_at(target, called=False)
         return target
 
     def assign(self, gm: GraphModule, nodes: list[Node]) -> dict[str, int]:
-        wanted = function_at(self.target) if self.op == "call_function" and self.target is not None else self.target
+        wanted = function_at(self.target, called=False) if self.op == "call_function" and self.target is not None else self.target
         assigned: dict[str, int] = {}
         partition, after_match = 0, False
         for node in nodes:
@@ -139,6 +139,8 @@ class ByFunction(SplitPolicy):
     def _is_a_function(cls, path: str, info: ValidationInfo) -> str:
         try:
             obj = run_policy(info).user_function(path)
+        except NotImported:
+            return path
         except TargetRefused as exc:
             raise PydanticCustomError(
                 "split_function", "'{path}' {why}; write the dotted path of a function node -> int ({accepted})",

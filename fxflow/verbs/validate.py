@@ -22,6 +22,7 @@ from rich.markup import escape
 
 from fxflow.compose import Composed, compose_with_origins
 from fxflow.config.errors import ConfigError, ConfigProblem
+from fxflow.config.targets import NotImported, names_only
 from fxflow.config.validate import resolve
 from fxflow.paths import shown
 from fxflow.plan import plan_run
@@ -88,7 +89,10 @@ def check_recipe(recipe: str, overrides: list[str] = (), with_origins: bool = Fa
             verdict.problems.append((" ".join(str(exc).split()), shown(path) if path else ""))
         return verdict
     try:
-        plan_run(resolve(verdict.composed.cfg), verdict.composed.files)
+        with names_only():  # a trusted package's code runs when a recipe runs, never on review
+            plan_run(resolve(verdict.composed.cfg), verdict.composed.files)
+    except NotImported as exc:
+        verdict.note = exc.message
     except RequirementMissing as exc:  # a valid recipe; this machine lacks what it needs to run
         verdict.note = f"this machine would skip the run: {exc}"
     except ConfigError as exc:
