@@ -5,9 +5,11 @@ are the same with the basic launcher, joblib's worker processes or a cluster's.
 After every multirun the sweep folder gets `sweep_summary.{csv,json,md}` (one row per job:
 overrides, status, the figures the recipe names in `report.key_metrics`), `sweep_summary.png`
 (the first figure across jobs), and the table printed to fit 100 columns. A job whose record in
-the sweep folder already says passed, with the same overrides, is not run again (unless
-`sweep.rerun_passed=true`); with `sweep.fail_fast=true`, a job that fails or errors leaves a
-marker that makes jobs not yet started skip.
+the sweep folder already says passed, with the same overrides and the same resolved config
+(config.yaml, byte for byte), is not run again (unless `sweep.rerun_passed=true`); with
+`sweep.fail_fast=true`, a job that fails or errors leaves a marker that makes jobs not yet
+started skip. A sweep that ends early (interrupted, a worker killed) leaves no job `running`:
+`settle_unfinished` marks the records of jobs whose process is gone.
 """
 
 from __future__ import annotations
@@ -16,8 +18,10 @@ import csv
 import io
 import json
 import logging
+import socket
 import time
 from collections import Counter
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +32,7 @@ from rich.markup import escape
 from rich.table import Table
 from tabulate import tabulate
 
+from fxflow.record.liveness import process_gone, shown_status
 from fxflow.record.writer import RunRecord
 
 log = logging.getLogger("fxflow")
@@ -40,14 +45,20 @@ OK_STATUSES = ("passed", "skipped")  # a skipped job lacked a requirement of the
 # ------------------------------------------------------------------------------------- inside a job
 
 
-def earlier_pass(run_dir: Path, overrides: list[str]) -> dict[str, Any] | None:
-    """The summary of an earlier job in this folder that passed with the same overrides, if any."""
-    path = run_dir / SUMMARY
+def earlier_pass(run_dir: Path, overrides: list[str], config_yaml: str) -> dict[str, Any] | None:
+    """The summary of an earlier job in this folder that passed with the same overrides and the same
+    resolved config (`config_yaml`, as the run writes config.yaml), if any. Overrides alone are not
+    enough: an edited recipe or group file changes what the same overrides run."""
     try:
-        summary = json.loads(path.read_text())
+        summary = json.loads((run_dir / SUMMARY).read_text())
+        expected = config_yaml.encode("utf-8")
+        with (run_dir / "config.yaml").open("rb") as handle:
+            recorded = handle.read(len(expected) + 1)
     except (OSError, ValueError):
         return None
-    return summary if summary.get("status") == "passed" and summary.get("overrides") == list(overrides) else None
+    same = (isinstance(summary, dict) and summary.get("status") == "passed"
+            and summary.get("overrides") == list(overrides) and recorded == expected)
+    return summary if same else None
 
 
 def stopped(sweep_dir: Path) -> bool:
@@ -76,6 +87,7 @@ class SweepSummary(Callback):
     it ends. `SweepSummary.outcome` is the last multirun's (passed?, summary folder) for the exit code."""
 
     outcome: tuple[bool, Path] | None = None
+    running: Path | None = None  # the sweep folder of a multirun under way in this process
 
     def __init__(self) -> None:
         self.started = 0.0
@@ -86,6 +98,7 @@ class SweepSummary(Callback):
         sweep_dir = Path(config.hydra.sweep.dir)
         (sweep_dir / STOP_MARKER).unlink(missing_ok=True)
         self.expected = expected_jobs(config)
+        SweepSummary.running = sweep_dir
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
@@ -93,6 +106,46 @@ class SweepSummary(Callback):
         paths = write_summary(sweep_dir, rows)
         print_table(rows, paths)
         SweepSummary.outcome = (all(row["status"] in OK_STATUSES for row in rows) and bool(rows), sweep_dir)
+        SweepSummary.running = None
+
+
+def settle_unfinished(sweep_dir: Path, status: str, cause: str, wait_s: float = 10.0) -> list[Path]:
+    """After a sweep ended early, give every job record that still says `running` its final status
+    (`interrupted` or `error`), once its process is gone (a worker the launcher is stopping gets up
+    to `wait_s` to go, or to record its own end). Returns the job folders settled."""
+    pending = []
+    for path in sorted(sweep_dir.glob(f"*/{SUMMARY}")):
+        try:
+            summary = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if isinstance(summary, dict) and summary.get("status") == "running":
+            pending.append((path, summary))
+    deadline = time.monotonic() + wait_s
+    settled = []
+    for path, summary in pending:
+        process = summary.get("process") if isinstance(summary.get("process"), dict) else {}
+        while not process_gone(process) and process.get("host") == socket.gethostname() \
+                and time.monotonic() < deadline:
+            time.sleep(0.1)
+        try:
+            current = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if current.get("status") != "running" or not process_gone(current.get("process")):
+            continue  # it recorded its own end, or it still runs (another host: it may)
+        pid = process.get("pid")
+        current.pop("incomplete", None)
+        current.update(status=status, error={"stage": "sweep", "type": status,
+                                             "message": f"{cause}; the job's process {pid} ended without "
+                                                        "recording a result"})
+        current.setdefault("process", {})["finished_at"] = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+        try:
+            RunRecord(path.parent).write_json(SUMMARY, current)
+        except OSError:
+            continue  # readers still show it as abandoned
+        settled.append(path.parent)
+    return settled
 
 
 def expected_jobs(config: DictConfig) -> list[list[str]] | None:
@@ -132,7 +185,7 @@ def collect(sweep_dir: Path, expected: list[list[str]] | None, started: float = 
         rows.append({
             "job": number if expected is not None else path.parent.name,
             "overrides": list(key),
-            "status": summary.get("status", "missing"),
+            "status": shown_status(summary),
             "metrics": {name: metrics[name] for name in summary.get("key_metrics", []) if name in metrics},
             "run_dir": str(path.parent),
             "earlier": path.stat().st_mtime < started,
