@@ -23,11 +23,10 @@ import stat
 import sys
 from pathlib import Path
 
+from fxflow.record.confined import DIRECTORY, open_folder
 from fxflow.record.writer import MANIFEST, RunRecord, read_manifest
 
 _TEMP = re.compile(r"\.(?P<name>.+)\.[A-Za-z0-9_]+\.tmp")
-_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
-_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
 
 
 def is_empty(folder: Path) -> bool:
@@ -54,7 +53,7 @@ def remove_owned(folder: Path, keep: tuple[str, ...] = (), nested: bool = True) 
     """Remove what the folder's manifest (and its job folders' manifests) claim, except `keep`;
     returns the relative paths left that are not fxflow's. The manifest then claims only `keep`."""
     claimed = _claims(folder) or []
-    root = os.open(folder, os.O_RDONLY | _DIRECTORY)
+    root = os.open(folder, os.O_RDONLY | DIRECTORY)
     try:
         for entry in claimed:
             if entry not in keep:
@@ -124,17 +123,11 @@ def _walk(folder: Path, prefix: str, claimed: list[str], nested: bool, found: li
 def _open_parent(root: int, relative: str) -> tuple[int, str] | None:
     """An fd of the folder holding `relative` (reached from `root` without following links), and the
     last name; None when a folder on the way is missing or is not a real folder."""
-    parts = relative.split("/")
-    fd = os.dup(root)
-    for part in parts[:-1]:
-        try:
-            inner = os.open(part, os.O_RDONLY | _DIRECTORY | _NOFOLLOW, dir_fd=fd)
-        except OSError:
-            os.close(fd)
-            return None
-        os.close(fd)
-        fd = inner
-    return fd, parts[-1]
+    *parents, name = relative.split("/")
+    try:
+        return open_folder(root, parents), name
+    except OSError:
+        return None
 
 
 def _remove_at(root: int, relative: str) -> None:
