@@ -33,6 +33,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from fxflow.record.owned import foreign, is_empty, remove_owned
+from fxflow.record.sweep import job_overrides
 from fxflow.record.writer import RecordPathError, RunRecord, plain_relative, read_manifest
 
 OVERWRITE_ENV = "FXFLOW_OVERWRITE"
@@ -96,7 +97,7 @@ def fresh_job_dir(folder: Path, hydra: DictConfig) -> None:
 def sweep_identity(config: DictConfig) -> list[str]:
     """What makes two sweeps the same sweep: the overrides as typed (`devices=a,b`), except the
     `sweep.*` switches, which say how to run it (re-run passed jobs, stop at the first failure)."""
-    return [str(o) for o in config.hydra.overrides.task if not str(o).lstrip("+~").startswith("sweep.")]
+    return job_overrides(list(config.hydra.overrides.task))
 
 
 class FreshRunDir(Callback):

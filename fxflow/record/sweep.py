@@ -45,20 +45,39 @@ OK_STATUSES = ("passed", "skipped")  # a skipped job lacked a requirement of the
 # ------------------------------------------------------------------------------------- inside a job
 
 
+def job_overrides(overrides: list[Any]) -> list[str]:
+    """The overrides that say what a job computes: all but the `sweep.*` switches, which say how the
+    sweep runs (re-run passed jobs, stop at the first failure). They identify a sweep and its jobs."""
+    return [str(o) for o in overrides if not str(o).lstrip("+~").startswith("sweep.")]
+
+
 def earlier_pass(run_dir: Path, overrides: list[str], config_yaml: str) -> dict[str, Any] | None:
     """The summary of an earlier job in this folder that passed with the same overrides and the same
-    resolved config (`config_yaml`, as the run writes config.yaml), if any. Overrides alone are not
-    enough: an edited recipe or group file changes what the same overrides run."""
+    resolved config (`config_yaml`, as the run writes config.yaml; its `sweep:` switches aside: they
+    say how the sweep runs, not what a job computes), if any. Overrides alone are not enough: an
+    edited recipe or group file changes what the same overrides run."""
     try:
         summary = json.loads((run_dir / SUMMARY).read_text())
-        expected = config_yaml.encode("utf-8")
         with (run_dir / "config.yaml").open("rb") as handle:
-            recorded = handle.read(len(expected) + 1)
+            recorded = handle.read(len(config_yaml.encode("utf-8")) + 4096).decode("utf-8")
     except (OSError, ValueError):
         return None
     same = (isinstance(summary, dict) and summary.get("status") == "passed"
-            and summary.get("overrides") == list(overrides) and recorded == expected)
+            and isinstance(summary.get("overrides"), list)
+            and job_overrides(summary["overrides"]) == job_overrides(overrides)
+            and _without_block(recorded, "sweep") == _without_block(config_yaml, "sweep"))
     return summary if same else None
+
+
+def _without_block(yaml_text: str, key: str) -> str:
+    """The YAML text without its top-level `key:` block (block style, as OmegaConf writes it)."""
+    kept, inside = [], False
+    for line in yaml_text.splitlines(keepends=True):
+        if line[:1] not in (" ", "\t", "\n", ""):
+            inside = line.startswith(f"{key}:")
+        if not inside:
+            kept.append(line)
+    return "".join(kept)
 
 
 def stopped(sweep_dir: Path) -> bool:
@@ -172,8 +191,9 @@ def collect(sweep_dir: Path, expected: list[list[str]] | None, started: float = 
             summary = json.loads(path.read_text())
         except (OSError, ValueError):
             continue
-        found[tuple(summary.get("overrides", []))] = (path, summary)
-    keys = [tuple(job) for job in expected] if expected is not None else list(found)
+        if isinstance(summary, dict) and isinstance(summary.get("overrides", []), list):
+            found[tuple(job_overrides(summary.get("overrides", [])))] = (path, summary)
+    keys = [tuple(job_overrides(job)) for job in expected] if expected is not None else list(found)
     rows = []
     for number, key in enumerate(keys):
         if key not in found:
