@@ -81,7 +81,7 @@ def _sweep_job_done(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> dic
 
     hydra_cfg = HydraConfig.get()
     recipe = str(OmegaConf.select(cfg, "recipe", default="?", throw_on_resolution_failure=False))
-    if not OmegaConf.select(cfg, "sweep.rerun_passed", default=False):
+    if not OmegaConf.select(cfg, "sweep.rerun_passed", default=False) and (run_dir / "summary.json").is_file():
         try:
             config_yaml = OmegaConf.to_yaml(resolve(cfg))  # as the run records it in config.yaml
         except ConfigError:

@@ -183,7 +183,7 @@ def sweep_argv(sweep: Path, *values: str) -> list[str]:
     return ["-m", f"recipe={RECIPE}", "report.pictures=false", *values, f"hydra.sweep.dir={sweep}"]
 
 
-def test_a_different_sweep_into_a_sweep_folder_is_refused_and_the_same_one_resumes(workdir, capsys):
+def test_a_different_sweep_into_a_sweep_folder_is_refused_and_the_same_one_resumes(workdir, monkeypatch, capsys):
     sweep = workdir / "sweep"
     assert fxflow_main(sweep_argv(sweep, "seed=0,1")) == 0
     assert foreign(sweep) == []
@@ -197,6 +197,16 @@ def test_a_different_sweep_into_a_sweep_folder_is_refused_and_the_same_one_resum
     assert "passed in an earlier run of this sweep" in capsys.readouterr().out
     rows = json.loads((sweep / "sweep_summary.json").read_text())["jobs"]
     assert [(r["status"], r["earlier"]) for r in rows] == [("passed", True), ("passed", True)]
+    (sweep / "1" / "notes.txt").write_text("mine\n")  # the user's file in a job folder
+    before = tree(sweep)
+    monkeypatch.setenv(run_dirs.OVERWRITE_ENV, "1")
+    capsys.readouterr()
+    assert fxflow_main(sweep_argv(sweep, "seed=2")) == 2
+    assert "1/notes.txt" in capsys.readouterr().err and tree(sweep) == before
+    (sweep / "1" / "notes.txt").unlink()
+    assert fxflow_main(sweep_argv(sweep, "seed=2")) == 0  # only fxflow's files were there: replaced
+    assert sorted(p.name for p in sweep.iterdir() if p.is_dir()) == ["0"] and foreign(sweep) == []
+    assert json.loads((sweep / "0" / "summary.json").read_text())["overrides"][-1] == "seed=2"
 
 
 def test_resume_runs_again_a_job_whose_recipe_was_edited_to_fail(workdir, capsys):

@@ -44,7 +44,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
     try:
         copied = copy_recipe(args.recipe, dest, args.name, args.force)
     except CopyRefused as exc:
-        console.print(f"[red]fxflow cp:[/] {escape(str(exc))}", highlight=False)
+        console.print(f"[red]fxflow cp:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         return 2
     for source, target, done in copied:
         state = "copied " if done else "kept   "
