@@ -30,12 +30,14 @@ _TEMP = re.compile(r"\.(?P<name>.+)\.[A-Za-z0-9_]+\.tmp")
 
 
 def is_empty(folder: Path) -> bool:
-    """True for a missing folder or one with nothing in it."""
+    """True for a missing folder or one with nothing in it (a file, or a link to one, is not empty)."""
     try:
         with os.scandir(folder) as entries:
             return next(entries, None) is None
     except FileNotFoundError:
-        return True
+        return not os.path.lexists(folder)  # a dangling link is something
+    except OSError:
+        return False
 
 
 def foreign(folder: Path, nested: bool = True) -> list[str]:
