@@ -251,6 +251,15 @@ def test_cp_force_never_writes_through_a_link(workdir, tmp_path, link, capsys):
     assert tree(outside) == before
 
 
+def test_cp_force_replaces_a_hard_link_instead_of_writing_through_it(workdir, tmp_path):
+    dest = workdir / "dest"
+    (dest / "recipes").mkdir(parents=True)
+    os.link(tmp_path / "outside" / "victim.txt", dest / "recipes" / "mine.yaml")
+    assert run_verb(["cp", RECIPE, str(dest), "--name", "mine", "--force"]) == 0
+    assert (tmp_path / "outside" / "victim.txt").read_text() == "precious\n"
+    assert "recipe: mine" in (dest / "recipes" / "mine.yaml").read_text()
+
+
 def test_cp_without_force_keeps_a_link_and_writes_nothing_through_it(workdir, tmp_path):
     dest = workdir / "dest"
     (dest / "recipes").mkdir(parents=True)

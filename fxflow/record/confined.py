@@ -9,7 +9,10 @@ stops the operation with an OSError instead of leading it elsewhere:
 
 from __future__ import annotations
 
+import errno
 import os
+import secrets
+import stat
 from pathlib import Path
 from typing import Sequence
 
@@ -40,8 +43,9 @@ def open_folder(root: int, parts: Sequence[str], create: bool = False) -> int:
 
 
 def write_inside(folder: Path, relative: str, data: bytes) -> Path:
-    """Write `data` to folder/relative (folders on the way created), refusing links on the way and
-    at the file itself."""
+    """Write `data` to folder/relative (folders on the way created), refusing links on the way and at
+    the file itself. The file is written beside and renamed over the old one, so a hard link to a
+    file elsewhere is replaced, never written through."""
     *parents, name = relative.split("/")
     root = os.open(folder, os.O_RDONLY | DIRECTORY)
     try:
@@ -51,9 +55,20 @@ def write_inside(folder: Path, relative: str, data: bytes) -> Path:
     try:
         if name in ("", ".", ".."):
             raise OSError(f"{name!r} is not a plain file name")
-        out = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | NOFOLLOW, 0o666, dir_fd=fd)
-        with os.fdopen(out, "wb") as handle:
-            handle.write(data)
+        try:
+            if stat.S_ISLNK(os.lstat(name, dir_fd=fd).st_mode):
+                raise OSError(errno.ELOOP, "a symbolic link is in the way", name)
+        except FileNotFoundError:
+            pass
+        temp = f".{name}.{secrets.token_hex(4)}.tmp"
+        out = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | NOFOLLOW, 0o666, dir_fd=fd)
+        try:
+            with os.fdopen(out, "wb") as handle:
+                handle.write(data)
+            os.replace(temp, name, src_dir_fd=fd, dst_dir_fd=fd)
+        except BaseException:
+            os.unlink(temp, dir_fd=fd)
+            raise
     finally:
         os.close(fd)
     return folder / relative
