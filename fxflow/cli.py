@@ -17,7 +17,8 @@ trust (fxflow.config.trust) are found there after them, and each command says wh
 
 Exit code: 0 when every job passed (or was skipped for a missing requirement), 1 otherwise;
 130 after Ctrl-C and 143 after SIGTERM (the record says `interrupted`); 2 when an explicit run
-directory already holds a record (FXFLOW_OVERWRITE=1 replaces it).
+directory already holds a record (FXFLOW_OVERWRITE=1 replaces an fxflow record that holds
+nothing else) or other files, or a sweep directory holds a different sweep.
 """
 
 from __future__ import annotations
@@ -58,10 +59,12 @@ def _task(cfg: DictConfig) -> dict:
         _STATUSES.append(done["status"])
         return done
     if sweeping:
-        fresh_job_dir(run_dir)  # a re-run sweep: this job's earlier record goes, it runs afresh
+        fresh_job_dir(run_dir, hydra_cfg)  # a re-run sweep: this job's earlier record goes, it runs afresh
     try:
-        state = run_job(cfg, run_dir, overrides, config_files(hydra_cfg.runtime.choices, hydra_cfg.runtime.config_sources),
-                        present=print_outcome, hydra_overrides=hydra_overrides)
+        with signals_interrupt():  # also in a launcher's worker process: a signal ends the job `interrupted`
+            state = run_job(cfg, run_dir, overrides,
+                            config_files(hydra_cfg.runtime.choices, hydra_cfg.runtime.config_sources),
+                            present=print_outcome, hydra_overrides=hydra_overrides)
     except RecordError as exc:  # nothing could be recorded: say so, and let a sweep go on
         print(f"fxflow: error: {exc}", file=sys.stderr)
         _STATUSES.append("error")
@@ -76,16 +79,23 @@ def _task(cfg: DictConfig) -> dict:
 
 
 def _sweep_job_done(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> dict | None:
-    """A sweep job that need not run: passed in an earlier run of the same sweep, or after a failure
-    in a fail_fast sweep. Returns its summary, or None to run it."""
+    """A sweep job that need not run: passed in an earlier run of the same sweep with the same resolved
+    config, or after a failure in a fail_fast sweep. Returns its summary, or None to run it."""
+    from fxflow.config.errors import ConfigError
+    from fxflow.config.validate import resolve
     from fxflow.record.sweep import earlier_pass, skipped_summary, stopped
 
     hydra_cfg = HydraConfig.get()
     recipe = str(OmegaConf.select(cfg, "recipe", default="?", throw_on_resolution_failure=False))
-    if not OmegaConf.select(cfg, "sweep.rerun_passed", default=False) and (earlier := earlier_pass(run_dir, overrides)):
-        print(f"job {hydra_cfg.job.num} ({' '.join(overrides)}): passed in an earlier run of this sweep; "
-              "not run again (sweep.rerun_passed=true runs it)")
-        return earlier
+    if not OmegaConf.select(cfg, "sweep.rerun_passed", default=False) and (run_dir / "summary.json").is_file():
+        try:
+            config_yaml = OmegaConf.to_yaml(resolve(cfg))  # as the run records it in config.yaml
+        except ConfigError:
+            config_yaml = None  # it does not resolve: run it, and the run says why
+        if config_yaml is not None and (earlier := earlier_pass(run_dir, overrides, config_yaml)):
+            print(f"job {hydra_cfg.job.num} ({' '.join(overrides)}): passed in an earlier run of this sweep with "
+                  "the same config; not run again (sweep.rerun_passed=true runs it)")
+            return earlier
     if OmegaConf.select(cfg, "sweep.fail_fast", default=False) and stopped(Path(hydra_cfg.sweep.dir)):
         print(f"job {hydra_cfg.job.num} ({' '.join(overrides)}): skipped, an earlier job failed (sweep.fail_fast)")
         return skipped_summary(run_dir, overrides, recipe, "an earlier job of this fail_fast sweep failed")
@@ -177,7 +187,7 @@ def _main(argv: list[str]) -> None:
     from fxflow.record.sweep import SweepSummary
 
     _STATUSES.clear()
-    SweepSummary.outcome = None
+    SweepSummary.outcome = SweepSummary.running = None
     argv = _take_config_dirs(argv)
     from fxflow.verbs import is_verb, run_verb
 
@@ -199,7 +209,20 @@ def _main(argv: list[str]) -> None:
             sys.argv = [sys.argv[0], *argv]
             hydra.main(config_path=str(conf_dir()), config_name="config", version_base="1.3")(_task)()
     except Interrupted as exc:
+        _settle_sweep("interrupted", f"the sweep was interrupted by {exc.name}")
         where = f"; the record at {_RUN_DIRS[-1]} says so" if _RUN_DIRS else ""
         print(f"fxflow: interrupted by {exc.name}{where}", file=sys.stderr)
         sys.exit(exc.exit_code)
+    except BaseException:
+        _settle_sweep("error", "the sweep ended before this job finished")
+        raise
     sys.exit(_exit_code())
+
+
+def _settle_sweep(status: str, cause: str) -> None:
+    """A sweep that ended early: its jobs' records that still say `running` get their final status."""
+    from fxflow.record.sweep import SweepSummary, settle_unfinished
+
+    if SweepSummary.running is not None:
+        settle_unfinished(SweepSummary.running, status, cause)
+        SweepSummary.running = None

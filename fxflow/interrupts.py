@@ -30,6 +30,10 @@ class Interrupted(BaseException):
         self.signum = signum
         super().__init__(f"interrupted by {self.name}")
 
+    def __reduce__(self) -> tuple[type, tuple[int]]:
+        """Rebuilt from its signal number: a launcher's worker process sends it back to the sweep."""
+        return (Interrupted, (int(self.signum),))
+
     @property
     def name(self) -> str:
         return signal.Signals(self.signum).name

@@ -11,13 +11,14 @@ import torch
 from torch import nn
 
 from fxflow.record.graphs import node_table, write_stage_graph
-from fxflow.record.writer import RunRecord
+from fxflow.record.writer import MANIFEST, RunRecord
 from fxflow.transforms.sizing import node_sizes
 
 
 def all_files(root: Path) -> list[str]:
-    """Every file under root (dotfiles included), relative, sorted."""
-    return sorted(str(Path(d, f).relative_to(root)) for d, _, files in os.walk(root) for f in files)
+    """Every file under root (dotfiles included) but the record's manifest, relative, sorted."""
+    return sorted(str(Path(d, f).relative_to(root)) for d, _, files in os.walk(root) for f in files
+                  if f != MANIFEST)
 
 
 def leftovers(root: Path) -> list[str]:

@@ -224,10 +224,10 @@ def test_run_folder_names_are_path_safe_and_unique_per_process():
 
 def test_a_folder_that_holds_a_record_is_refused_unless_overwrite_is_asked(tmp_path, monkeypatch, capsys):
     old = tmp_path / "old"
-    (old / "graphs").mkdir(parents=True)
-    (old / "summary.json").write_text(json.dumps({"status": "passed", "files": {"partition": ["partition/r.md"]}}))
-    (old / "partition").mkdir()
-    (old / "notes.txt").write_text("mine")
+    record = RunRecord(old)
+    record.write_json("summary.json", {"status": "passed"})
+    record.write_text("graphs/00_trace.py", "code")
+    record.write_text("partition/r.md", "report")
     config = OmegaConf.create({"hydra": {"run": {"dir": str(old)}}})
     monkeypatch.delenv(run_dirs.OVERWRITE_ENV, raising=False)
     with pytest.raises(SystemExit) as info:
@@ -236,7 +236,7 @@ def test_a_folder_that_holds_a_record_is_refused_unless_overwrite_is_asked(tmp_p
     assert (old / "summary.json").exists()
     monkeypatch.setenv(run_dirs.OVERWRITE_ENV, "1")
     run_dirs.FreshRunDir().on_run_start(config)
-    assert sorted(p.name for p in old.iterdir()) == ["notes.txt"]  # the old record is gone, nothing else
+    assert list(old.iterdir()) == []  # the old record is gone (tests/test_hostile_data.py: nothing else ever goes)
     run_dirs.FreshRunDir().on_run_start(OmegaConf.create({"hydra": {"run": {"dir": str(tmp_path / "new")}}}))
 
 

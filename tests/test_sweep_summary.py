@@ -37,8 +37,10 @@ def test_rows_follow_the_jobs_and_their_records(tmp_path):
 def test_records_from_before_the_multirun_are_marked_earlier(tmp_path):
     write_job(tmp_path, 0, JOBS[0])
     assert collect(tmp_path, JOBS[:1], started=time.time() + 5)[0]["earlier"]
-    assert earlier_pass(tmp_path / "0", JOBS[0])["status"] == "passed"
-    assert earlier_pass(tmp_path / "0", JOBS[1]) is None  # other overrides: run it
+    (tmp_path / "0" / "config.yaml").write_text("seed: 0\n")
+    assert earlier_pass(tmp_path / "0", JOBS[0], "seed: 0\n")["status"] == "passed"
+    assert earlier_pass(tmp_path / "0", JOBS[1], "seed: 0\n") is None  # other overrides: run it
+    assert earlier_pass(tmp_path / "0", JOBS[0], "seed: 1\n") is None  # another config: run it
 
 
 def test_summary_files_and_a_table_within_100_columns(tmp_path):

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Callable
 
 from fxflow.config.errors import first_line
-from fxflow.record.writer import RunRecord
+from fxflow.record.writer import RunRecord, to_json
 from fxflow.run_state import RunState
 
 log = logging.getLogger("fxflow")
@@ -35,12 +35,17 @@ def write_summary(record: RunRecord, state: RunState, run_dir: Path) -> None:
                "error": {"stage": "record", "type": type(first).__name__,
                          "message": f"writing summary.json in {run_dir} failed: {type(first).__name__}: "
                                     f"{first_line(first)}"},
-               "run_dir": str(run_dir)}
+               "run_dir": str(run_dir),
+               "process": {"pid": state.pid, "host": state.host, "started_at": state.started_at,
+                           "finished_at": state.finished_at}}
     try:
         record.write_json("summary.json", minimal)
     except Exception as exc:  # noqa: BLE001
-        raise RecordError(f"cannot write summary.json in {run_dir} (hydra.run.dir): {type(exc).__name__}: "
-                          f"{first_line(exc)}") from exc
+        try:  # no room for a new file: the old summary's own space takes the short one
+            record.rewrite_in_place("summary.json", to_json(minimal))
+        except Exception:  # noqa: BLE001 - no summary at all; readers show the `running` one as abandoned
+            raise RecordError(f"cannot write summary.json in {run_dir} (hydra.run.dir): {type(exc).__name__}: "
+                              f"{first_line(exc)}") from exc
     if state.status != "running":
         state.status = "error"
         state.error = minimal["error"]

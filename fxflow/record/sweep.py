@@ -5,9 +5,11 @@ are the same with the basic launcher, joblib's worker processes or a cluster's.
 After every multirun the sweep folder gets `sweep_summary.{csv,json,md}` (one row per job:
 overrides, status, the figures the recipe names in `report.key_metrics`), `sweep_summary.png`
 (the first figure across jobs), and the table printed to fit 100 columns. A job whose record in
-the sweep folder already says passed, with the same overrides, is not run again (unless
-`sweep.rerun_passed=true`); with `sweep.fail_fast=true`, a job that fails or errors leaves a
-marker that makes jobs not yet started skip.
+the sweep folder already says passed, with the same overrides and the same resolved config
+(config.yaml, byte for byte), is not run again (unless `sweep.rerun_passed=true`); with
+`sweep.fail_fast=true`, a job that fails or errors leaves a marker that makes jobs not yet
+started skip. A sweep that ends early (interrupted, a worker killed) leaves no job `running`:
+`settle_unfinished` marks the records of jobs whose process is gone.
 """
 
 from __future__ import annotations
@@ -16,8 +18,10 @@ import csv
 import io
 import json
 import logging
+import socket
 import time
 from collections import Counter
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +32,7 @@ from rich.markup import escape
 from rich.table import Table
 from tabulate import tabulate
 
+from fxflow.record.liveness import process_gone, shown_status
 from fxflow.record.writer import RunRecord
 
 log = logging.getLogger("fxflow")
@@ -40,14 +45,39 @@ OK_STATUSES = ("passed", "skipped")  # a skipped job lacked a requirement of the
 # ------------------------------------------------------------------------------------- inside a job
 
 
-def earlier_pass(run_dir: Path, overrides: list[str]) -> dict[str, Any] | None:
-    """The summary of an earlier job in this folder that passed with the same overrides, if any."""
-    path = run_dir / SUMMARY
+def job_overrides(overrides: list[Any]) -> list[str]:
+    """The overrides that say what a job computes: all but the `sweep.*` switches, which say how the
+    sweep runs (re-run passed jobs, stop at the first failure). They identify a sweep and its jobs."""
+    return [str(o) for o in overrides if not str(o).lstrip("+~").startswith("sweep.")]
+
+
+def earlier_pass(run_dir: Path, overrides: list[str], config_yaml: str) -> dict[str, Any] | None:
+    """The summary of an earlier job in this folder that passed with the same overrides and the same
+    resolved config (`config_yaml`, as the run writes config.yaml; its `sweep:` switches aside: they
+    say how the sweep runs, not what a job computes), if any. Overrides alone are not enough: an
+    edited recipe or group file changes what the same overrides run."""
     try:
-        summary = json.loads(path.read_text())
+        summary = json.loads((run_dir / SUMMARY).read_text())
+        with (run_dir / "config.yaml").open("rb") as handle:
+            recorded = handle.read(len(config_yaml.encode("utf-8")) + 4096).decode("utf-8")
     except (OSError, ValueError):
         return None
-    return summary if summary.get("status") == "passed" and summary.get("overrides") == list(overrides) else None
+    same = (isinstance(summary, dict) and summary.get("status") == "passed"
+            and isinstance(summary.get("overrides"), list)
+            and job_overrides(summary["overrides"]) == job_overrides(overrides)
+            and _without_block(recorded, "sweep") == _without_block(config_yaml, "sweep"))
+    return summary if same else None
+
+
+def _without_block(yaml_text: str, key: str) -> str:
+    """The YAML text without its top-level `key:` block (block style, as OmegaConf writes it)."""
+    kept, inside = [], False
+    for line in yaml_text.splitlines(keepends=True):
+        if line[:1] not in (" ", "\t", "\n", ""):
+            inside = line.startswith(f"{key}:")
+        if not inside:
+            kept.append(line)
+    return "".join(kept)
 
 
 def stopped(sweep_dir: Path) -> bool:
@@ -76,6 +106,7 @@ class SweepSummary(Callback):
     it ends. `SweepSummary.outcome` is the last multirun's (passed?, summary folder) for the exit code."""
 
     outcome: tuple[bool, Path] | None = None
+    running: Path | None = None  # the sweep folder of a multirun under way in this process
 
     def __init__(self) -> None:
         self.started = 0.0
@@ -86,6 +117,7 @@ class SweepSummary(Callback):
         sweep_dir = Path(config.hydra.sweep.dir)
         (sweep_dir / STOP_MARKER).unlink(missing_ok=True)
         self.expected = expected_jobs(config)
+        SweepSummary.running = sweep_dir
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
@@ -93,6 +125,46 @@ class SweepSummary(Callback):
         paths = write_summary(sweep_dir, rows)
         print_table(rows, paths)
         SweepSummary.outcome = (all(row["status"] in OK_STATUSES for row in rows) and bool(rows), sweep_dir)
+        SweepSummary.running = None
+
+
+def settle_unfinished(sweep_dir: Path, status: str, cause: str, wait_s: float = 10.0) -> list[Path]:
+    """After a sweep ended early, give every job record that still says `running` its final status
+    (`interrupted` or `error`), once its process is gone (a worker the launcher is stopping gets up
+    to `wait_s` to go, or to record its own end). Returns the job folders settled."""
+    pending = []
+    for path in sorted(sweep_dir.glob(f"*/{SUMMARY}")):
+        try:
+            summary = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if isinstance(summary, dict) and summary.get("status") == "running":
+            pending.append((path, summary))
+    deadline = time.monotonic() + wait_s
+    settled = []
+    for path, summary in pending:
+        process = summary.get("process") if isinstance(summary.get("process"), dict) else {}
+        while not process_gone(process) and process.get("host") == socket.gethostname() \
+                and time.monotonic() < deadline:
+            time.sleep(0.1)
+        try:
+            current = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if current.get("status") != "running" or not process_gone(current.get("process")):
+            continue  # it recorded its own end, or it still runs (another host: it may)
+        pid = process.get("pid")
+        current.pop("incomplete", None)
+        current.update(status=status, error={"stage": "sweep", "type": status,
+                                             "message": f"{cause}; the job's process {pid} ended without "
+                                                        "recording a result"})
+        current.setdefault("process", {})["finished_at"] = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+        try:
+            RunRecord(path.parent).write_json(SUMMARY, current)
+        except OSError:
+            continue  # readers still show it as abandoned
+        settled.append(path.parent)
+    return settled
 
 
 def expected_jobs(config: DictConfig) -> list[list[str]] | None:
@@ -119,8 +191,9 @@ def collect(sweep_dir: Path, expected: list[list[str]] | None, started: float = 
             summary = json.loads(path.read_text())
         except (OSError, ValueError):
             continue
-        found[tuple(summary.get("overrides", []))] = (path, summary)
-    keys = [tuple(job) for job in expected] if expected is not None else list(found)
+        if isinstance(summary, dict) and isinstance(summary.get("overrides", []), list):
+            found[tuple(job_overrides(summary.get("overrides", [])))] = (path, summary)
+    keys = [tuple(job_overrides(job)) for job in expected] if expected is not None else list(found)
     rows = []
     for number, key in enumerate(keys):
         if key not in found:
@@ -132,7 +205,7 @@ def collect(sweep_dir: Path, expected: list[list[str]] | None, started: float = 
         rows.append({
             "job": number if expected is not None else path.parent.name,
             "overrides": list(key),
-            "status": summary.get("status", "missing"),
+            "status": shown_status(summary),
             "metrics": {name: metrics[name] for name in summary.get("key_metrics", []) if name in metrics},
             "run_dir": str(path.parent),
             "earlier": path.stat().st_mtime < started,

@@ -18,6 +18,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from fxflow.facts import flatten
+from fxflow.record.liveness import shown_status
 
 _MAX_ROWS = 40
 
@@ -33,8 +34,9 @@ def run(args: argparse.Namespace, console: Console) -> int:
         missing = args.run_a if a is None else args.run_b
         console.print(f"[red]no run record[/] in {escape(str(missing))} (expected summary.json there)", highlight=False)
         return 2
-    console.print(f"A: {escape(str(args.run_a))}  [{a['summary']['status']}]", highlight=False, soft_wrap=True)
-    console.print(f"B: {escape(str(args.run_b))}  [{b['summary']['status']}]", highlight=False, soft_wrap=True)
+    for label, folder, loaded in (("A", args.run_a, a), ("B", args.run_b, b)):  # a dead `running` run: abandoned
+        status = escape(f"[{shown_status(loaded['summary'])}]")
+        console.print(f"{label}: {escape(str(folder))}  {status}", highlight=False, soft_wrap=True)
     tables = [
         ("config values", differing(a["config"], b["config"]), False),
         ("figures", differing(a["summary"]["metrics"], b["summary"]["metrics"]), True),
