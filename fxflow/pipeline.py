@@ -23,7 +23,7 @@ from typing import Any, Callable, Iterator
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from fxflow.checks.equivalence import CallFailed, Reference, check_equivalence
+from fxflow.checks.equivalence import CallFailed, Reference, ReferenceNotFinite, check_equivalence
 from fxflow.checks.expectations import check_error, check_metrics, check_raises, flatten_expectations
 from fxflow.checks.result import Check
 from fxflow.checks.scenario import scenario_changes
@@ -417,6 +417,8 @@ class _Equivalence:
             raise StepError("checks", f"checking stage {stage}: the {who} ({key}) raised on input set "
                             f"{exc.input_set}: {type(exc.cause).__name__}: {_cause_line(exc.cause)}",
                             exc.cause) from exc
+        except ReferenceNotFinite as exc:
+            raise StepError("checks", f"checking stage {stage} against the {self.reference.label}: {exc}", exc) from exc
 
 
 def _reference(plan: Plan, model: Any) -> Reference:
