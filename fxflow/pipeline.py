@@ -25,6 +25,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from fxflow.checks.equivalence import CallFailed, Reference, ReferenceNotFinite, check_equivalence
 from fxflow.checks.expectations import check_error, check_metrics, check_raises, flatten_expectations
+from fxflow.checks.probe_failures import check_probe_failures
 from fxflow.checks.result import Check
 from fxflow.checks.scenario import scenario_changes
 from fxflow.config.errors import ConfigError, Problem, first_line
@@ -378,6 +379,7 @@ def _settle_checks(plan: Plan, modules: dict[str, Any], failure: _Failure | None
     for check in pinned:
         check.binding = state.pinned_binding
     state.checks.extend(pinned)
+    state.checks.extend(check_probe_failures(plan.transforms, state.facts))  # binding in every scenario
 
 
 class _Equivalence:
