@@ -293,7 +293,7 @@ def _trace(plan: Plan, model: Any, inputs: InputSet, state: RunState) -> torch.f
         log.warning("trace: %s", warning.message)
     state.stages.append("trace")
     state.facts["trace"] = {"tracer": type(plan.tracer).__name__, "graph_node_count": len(gm.graph.nodes),
-                            "warnings": len(caught)}
+                            "warnings": len(caught), **plan.tracer.facts()}
     return gm
 
 

@@ -10,7 +10,7 @@ from types import FunctionType
 from typing import Any, Callable
 
 import torch
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import BaseModel, ConfigDict, PrivateAttr, field_validator
 from pydantic_core import PydanticCustomError
 from torch.fx import GraphModule
 from torch.fx import Tracer as FxTracer
@@ -26,6 +26,10 @@ class Tracer(BaseModel, ABC):
     @abstractmethod
     def trace(self, root: torch.nn.Module | Callable, inputs: dict[str, Any]) -> GraphModule:
         """Trace `root`; `inputs` are the example inputs by argument name."""
+
+    def facts(self) -> dict[str, Any]:
+        """What the last `trace` recorded about how it traced (recorded under `trace`); none by default."""
+        return {}
 
     def unused_settings(self, root: torch.nn.Module | Callable) -> list[tuple[str, str, str]]:
         """Settings that name nothing in this model, as (field, what is wrong, what is accepted).
@@ -120,22 +124,37 @@ class FunctionalTracer(SymbolicTracer):
 class RewritingTracer(Tracer):
     """Python `assert` statements become traceable `torch._assert` calls (torch's AST rewrite).
 
-    Modules go through torch's `RewritingTracer`, which rewrites every submodule's `forward`.
-    Plain functions are rewritten by `rewrite_function`: torch's own path cannot trace a
-    function whose name is already bound in its module (see there), and every importable
-    module-level function, which is what a config's `_target_` names, is such a function.
+    Modules, and functions whose name is not a global of their module (one defined inside
+    another, as torch's tests define them), go through torch's `RewritingTracer`. A module-level
+    function, which is what a config's `_target_` names directly, is rewritten by
+    `rewrite_function`: torch's own path cannot trace a function whose name is already bound in
+    its module (see there). The trace facts say which ran (`trace.rewriter`).
     """
+
+    _rewriter: str | None = PrivateAttr(None)
 
     def trace(self, root: torch.nn.Module | Callable, inputs: dict[str, Any]) -> GraphModule:
         from torch.fx.experimental.rewriter import RewritingTracer as TorchRewritingTracer
 
-        if isinstance(root, torch.nn.Module):
+        if isinstance(root, torch.nn.Module) or _torch_can_rewrite(root):
             tracer: FxTracer = TorchRewritingTracer()
             graph = tracer.trace(root)
+            self._rewriter = "torch.fx.experimental.rewriter.RewritingTracer"
         else:
             tracer = FxTracer()
             graph = tracer.trace(rewrite_function(root))
+            self._rewriter = "fxflow.tracers.rewrite_function"
         return _graph_module(root, tracer, graph)
+
+    def facts(self) -> dict[str, Any]:
+        return {"rewriter": self._rewriter} if self._rewriter else {}
+
+
+def _torch_can_rewrite(fn: Callable) -> bool:
+    """torch's rewriter takes the one global its rewritten `def` adds: only a named function whose
+    name is not yet a global where it was defined (a nested one) adds one."""
+    name = getattr(fn, "__name__", "<lambda>")
+    return name != "<lambda>" and name not in getattr(fn, "__globals__", {})
 
 
 def rewrite_function(fn: Callable) -> FunctionType:
