@@ -503,4 +503,5 @@ def _model_facts(model: Any) -> dict[str, Any]:
         return {"kind": "function", "name": getattr(model, "__name__", str(model))}
     params = sum(p.numel() * p.element_size() for p in model.parameters())
     buffers = sum(b.numel() * b.element_size() for b in model.buffers())
-    return {"kind": "module", "class": type(model).__name__, "parameter_bytes": params, "buffer_bytes": buffers}
+    return {"kind": "module", "class": type(model).__name__, "parameter_bytes": params, "buffer_bytes": buffers,
+            "training": model.training}
