@@ -44,6 +44,12 @@ def report(stage: str, wall: float, code: int, summary: dict) -> None:
     metrics = summary["metrics"]
     counts = ", ".join(f"{name} {metrics[f'{stage}.{name}']}" for name in COUNTS if f"{stage}.{name}" in metrics)
     print(f"{summary['recipe']}: {summary['status']} (exit {code}) in {wall:.1f} s; {counts}")
+    if summary.get("error"):
+        print(f"  error: {summary['error']['message']}")
+    reasons = {k.removeprefix(f"{stage}.skip_reasons."): v for k, v in metrics.items()
+               if k.startswith(f"{stage}.skip_reasons.")}
+    if reasons:
+        print("  skipped: " + ", ".join(f"{count} {reason}" for reason, count in reasons.items()))
     unexpected = metrics.get(f"{stage}.unexpected_passes") or []
     if unexpected:
         print(f"  unexpected passes ({len(unexpected)}): {', '.join(unexpected)}")

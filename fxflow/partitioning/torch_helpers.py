@@ -20,25 +20,21 @@ from __future__ import annotations
 from typing import Any
 
 from torch.fx import GraphModule, Node
-from torch.fx.experimental.partitioner_utils import (
-    NodeLatency,
-    Partition,
-    get_latency_of_partitioned_graph,
-    get_partition_to_latency_mapping,
-)
+from torch.fx.experimental import partitioner_utils as torch_utils
+from torch.fx.experimental.partitioner_utils import NodeLatency, Partition
 
 
 def torch_latency_figures(gm: GraphModule, facts: dict[str, Any], latency: dict[Node, NodeLatency],
                           transfer_rate_bytes_per_sec: float) -> dict[str, Any]:
     """torch's figures for the recorded partitions, and where fxflow's recorded figures differ."""
     partitions = _torch_partitions(gm, facts["partitions"])
-    mapping = get_partition_to_latency_mapping(partitions, latency)
+    mapping = torch_utils.get_partition_to_latency_mapping(partitions, latency)
     figures: dict[str, Any] = {"partitions": [
         {"id": p.partition_id, "latency": [float(mapping[p].mem_latency_sec), float(mapping[p].computer_latency_sec),
                                            float(mapping[p].overall_latency_sec)]} for p in partitions]}
     if transfer_rate_bytes_per_sec > 0:
         figures["critical_path_latency"] = float(
-            get_latency_of_partitioned_graph(partitions, mapping, transfer_rate_bytes_per_sec))
+            torch_utils.get_latency_of_partitioned_graph(partitions, mapping, transfer_rate_bytes_per_sec))
     differences = _differences(facts, figures)
     figures.update(agrees=not differences, differences=differences)
     return figures
