@@ -85,7 +85,7 @@ def compare_outputs(expected: Any, actual: Any, tolerances: dict[str, Tolerance]
             placed = _non_finite_mismatch(e, a)
             if placed:
                 return False, f"{where}: {placed}", worst
-            both = torch.isfinite(e) & torch.isfinite(a) if e.is_floating_point() or e.is_complex() else None
+            both = torch.isfinite(e) & torch.isfinite(a) if _float_like(e) else None
             if e.numel() and (both is None or bool(both.any())):
                 diff = (e.double() - a.double()).abs() if not e.is_complex() else (e - a).abs().double()
                 worst = max(worst, (diff if both is None else diff[both]).max().item())
@@ -105,9 +105,13 @@ def compare_outputs(expected: Any, actual: Any, tolerances: dict[str, Tolerance]
 def _not_finite(value: Any) -> bool:
     """A float or floating/complex tensor with elements, none of them finite."""
     if isinstance(value, torch.Tensor):
-        return (value.is_floating_point() or value.is_complex()) and value.numel() > 0 and not bool(
-            torch.isfinite(value).any())
+        return _float_like(value) and value.numel() > 0 and not bool(torch.isfinite(value).any())
     return isinstance(value, (float, complex)) and not math.isfinite(abs(value))
+
+
+def _float_like(t: torch.Tensor) -> bool:
+    """A dense floating or complex tensor: the kind that can hold NaN and inf."""
+    return (t.is_floating_point() or t.is_complex()) and t.layout == torch.strided
 
 
 def non_finite_output(output: Any) -> str | None:
@@ -121,7 +125,7 @@ def non_finite_output(output: Any) -> str | None:
 
 def _non_finite_mismatch(expected: torch.Tensor, actual: torch.Tensor) -> str:
     """Where NaN, +inf or -inf differ between the two (empty when they agree)."""
-    if not (expected.is_floating_point() or expected.is_complex()):
+    if not _float_like(expected):
         return ""
     kinds = (("NaN", torch.isnan), ("+inf", lambda t: torch.isposinf(t.real) if t.is_complex() else torch.isposinf(t)),
              ("-inf", lambda t: torch.isneginf(t.real) if t.is_complex() else torch.isneginf(t)))
