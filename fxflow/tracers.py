@@ -125,10 +125,11 @@ class RewritingTracer(Tracer):
     """Python `assert` statements become traceable `torch._assert` calls (torch's AST rewrite).
 
     Modules, and functions whose name is not a global of their module (one defined inside
-    another, as torch's tests define them), go through torch's `RewritingTracer`. A module-level
-    function, which is what a config's `_target_` names directly, is rewritten by
-    `rewrite_function`: torch's own path cannot trace a function whose name is already bound in
-    its module (see there). The trace facts say which ran (`trace.rewriter`).
+    another, as torch's tests define them) and that capture nothing from the enclosing function,
+    go through torch's `RewritingTracer`. Other functions are rewritten by `rewrite_function`:
+    torch's own path cannot trace a function whose name is already bound in its module (any
+    module-level function, which is what a config's `_target_` names directly), and loses what a
+    nested function captured (see there). The trace facts say which ran (`trace.rewriter`).
     """
 
     _rewriter: str | None = PrivateAttr(None)
@@ -151,10 +152,13 @@ class RewritingTracer(Tracer):
 
 
 def _torch_can_rewrite(fn: Callable) -> bool:
-    """torch's rewriter takes the one global its rewritten `def` adds: only a named function whose
-    name is not yet a global where it was defined (a nested one) adds one."""
+    """torch's rewriter takes the one global its rewritten `def` adds, and the rewritten function
+    sees only globals: a named function whose name is not yet a global where it was defined (a
+    nested one) and that captures no variables of the enclosing function."""
     name = getattr(fn, "__name__", "<lambda>")
-    return name != "<lambda>" and name not in getattr(fn, "__globals__", {})
+    code = getattr(fn, "__code__", None)
+    return (name != "<lambda>" and name not in getattr(fn, "__globals__", {})
+            and code is not None and not code.co_freevars)
 
 
 def rewrite_function(fn: Callable) -> FunctionType:
