@@ -143,7 +143,7 @@ def _trace(plan: RunPlan, model: Any, inputs: InputSet, state: RunState) -> torc
         log.warning("trace: %s", warning.message)
     state.stages.append("trace")
     state.facts["trace"] = {"tracer": type(plan.tracer).__name__, "graph_node_count": len(gm.graph.nodes),
-                            "warnings": len(caught)}
+                            "warnings": len(caught), **plan.tracer.facts()}
     return gm
 
 
@@ -186,4 +186,5 @@ def _model_facts(model: Any) -> dict[str, Any]:
         return {"kind": "function", "name": getattr(model, "__name__", str(model))}
     params = sum(p.numel() * p.element_size() for p in model.parameters())
     buffers = sum(b.numel() * b.element_size() for b in model.buffers())
-    return {"kind": "module", "class": type(model).__name__, "parameter_bytes": params, "buffer_bytes": buffers}
+    return {"kind": "module", "class": type(model).__name__, "parameter_bytes": params, "buffer_bytes": buffers,
+            "training": model.training}

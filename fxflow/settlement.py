@@ -10,8 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from fxflow.checks.equivalence import CallFailed, Reference, check_equivalence
+from fxflow.checks.equivalence import CallFailed, Reference, ReferenceNotFinite, check_equivalence
 from fxflow.checks.expectations import check_error, check_metrics, check_raises, flatten_expectations
+from fxflow.checks.probe_failures import check_probe_failures
 from fxflow.checks.scenario import scenario_changes
 from fxflow.checks.result import Check
 from fxflow.facts import flatten
@@ -70,6 +71,8 @@ class Equivalence:
             raise StepError(CHECKS.name, f"checking stage {stage}: the {who} ({key}) raised on input set "
                             f"{exc.input_set}: {type(exc.cause).__name__}: {cause_line(exc.cause)}",
                             exc.cause) from exc
+        except ReferenceNotFinite as exc:
+            raise StepError(CHECKS.name, f"checking stage {stage} against the {self.reference.label}: {exc}", exc) from exc
 
 
 def _reference(plan: RunPlan, model: Any) -> Reference:
@@ -116,3 +119,4 @@ def settle_checks(plan: RunPlan, modules: dict[str, Any], failure: Failure | Non
     for check in pinned:
         check.binding = state.pinned_binding
     state.checks.extend(pinned)
+    state.checks.extend(check_probe_failures(plan.transforms, state.facts))  # binding in every scenario

@@ -39,6 +39,10 @@ class Tracer(BaseModel, ABC):
     def trace(self, root: torch.nn.Module | Callable, inputs: dict[str, Any]) -> GraphModule:
         """Trace `root`; `inputs` are the example inputs by argument name."""
 
+    def facts(self) -> dict[str, Any]:
+        """What the last `trace` recorded about how it traced (recorded under `trace`); none by default."""
+        return {}
+
     def unused_settings(self, root: torch.nn.Module | Callable) -> list[tuple[str, str, str]]:
         """Settings that name nothing in this model, as (field, what is wrong, what is accepted).
 
@@ -144,22 +148,41 @@ class FunctionalTracer(SymbolicTracer):
 class RewritingTracer(Tracer):
     """Python `assert` statements become traceable `torch._assert` calls (torch's AST rewrite).
 
-    Modules go through torch's `RewritingTracer`, which rewrites every submodule's `forward`.
-    Plain functions are rewritten by `rewrite_function`: torch's own path cannot trace a
-    function whose name is already bound in its module (see there), and every importable
-    module-level function, which is what a config's `_target_` names, is such a function.
+    Modules, and functions whose name is not a global of their module (one defined inside
+    another, as torch's tests define them) and that capture nothing from the enclosing function,
+    go through torch's `RewritingTracer`. Other functions are rewritten by `rewrite_function`:
+    torch's own path cannot trace a function whose name is already bound in its module (any
+    module-level function, which is what a config's `_target_` names directly), and loses what a
+    nested function captured (see there). The trace facts say which ran (`trace.rewriter`).
     """
+
+    _rewriter: str | None = PrivateAttr(None)
 
     def trace(self, root: torch.nn.Module | Callable, inputs: dict[str, Any]) -> GraphModule:
         from torch.fx.experimental.rewriter import RewritingTracer as TorchRewritingTracer
 
-        if isinstance(root, torch.nn.Module):
+        if isinstance(root, torch.nn.Module) or _torch_can_rewrite(root):
             tracer: FxTracer = TorchRewritingTracer()
             graph = tracer.trace(root)
+            self._rewriter = "torch.fx.experimental.rewriter.RewritingTracer"
         else:
             tracer = FxTracer()
             graph = tracer.trace(rewrite_function(root))
+            self._rewriter = "fxflow.tracers.rewrite_function"
         return _graph_module(root, tracer, graph)
+
+    def facts(self) -> dict[str, Any]:
+        return {"rewriter": self._rewriter} if self._rewriter else {}
+
+
+def _torch_can_rewrite(fn: Callable) -> bool:
+    """torch's rewriter takes the one global its rewritten `def` adds, and the rewritten function
+    sees only globals: a named function whose name is not yet a global where it was defined (a
+    nested one) and that captures no variables of the enclosing function."""
+    name = getattr(fn, "__name__", "<lambda>")
+    code = getattr(fn, "__code__", None)
+    return (name != "<lambda>" and name not in getattr(fn, "__globals__", {})
+            and code is not None and not code.co_freevars)
 
 
 def rewrite_function(fn: Callable) -> FunctionType:

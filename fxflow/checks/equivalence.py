@@ -7,10 +7,16 @@ at trace time before *every* call, of the reference and of the stage alike: the 
 model then draws exactly the values the trace froze, and stochastic modules that draw at
 run time see the same stream on both sides. Inputs come from their own generator, so
 drawing them never disturbs that state. The record says which reference each check used.
+
+NaN and inf never make two outputs equal by accident: their positions must agree and the finite
+values must be within tolerance, and a reference output with no finite value at all (every
+element NaN or inf) proves nothing about the stage, so it stops the run as an error
+(`ReferenceNotFinite`) instead of passing.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -32,6 +38,16 @@ class CallFailed(Exception):
         self.cause = cause
 
 
+class ReferenceNotFinite(Exception):
+    """The reference's output on an input set has no finite value: comparing with it proves nothing."""
+
+    def __init__(self, input_set: int, where: str):
+        super().__init__(f"the reference is not finite; pick other inputs (model.inputs): on input set {input_set} "
+                         f"{where} is all NaN or inf, which any stage that also returns NaN or inf would match")
+        self.input_set = input_set
+        self.where = where
+
+
 @dataclass
 class Reference:
     """What a stage is compared with, and the words the record uses for it."""
@@ -49,7 +65,11 @@ def call_replayed(fn: Callable[..., Any], inputs: InputSet, rng_seed: int | None
 
 
 def compare_outputs(expected: Any, actual: Any, tolerances: dict[str, Tolerance]) -> tuple[bool, str, float]:
-    """Compare nested outputs leaf by leaf; returns (passed, detail in words, largest abs difference)."""
+    """Compare nested outputs leaf by leaf; returns (passed, detail in words, largest abs difference).
+
+    NaN and inf must sit at the same positions with the same sign; the largest difference is
+    taken over the positions where both are finite. A reference leaf with no finite value never
+    passes (check_equivalence stops the run on it before comparing)."""
     exp_leaves, exp_spec = pytree.tree_flatten(_sorted_keys(expected))
     act_leaves, act_spec = pytree.tree_flatten(_sorted_keys(actual))
     if exp_spec != act_spec:
@@ -57,11 +77,18 @@ def compare_outputs(expected: Any, actual: Any, tolerances: dict[str, Tolerance]
     worst = 0.0
     for index, (e, a) in enumerate(zip(exp_leaves, act_leaves)):
         where = f"output {index}" if len(exp_leaves) > 1 else "the output"
+        if _not_finite(e):
+            return False, f"{where}: the reference is not finite (all NaN or inf)", worst
         if isinstance(e, torch.Tensor) and isinstance(a, torch.Tensor):
             if e.shape != a.shape or e.dtype != a.dtype:
                 return False, f"{where}: expected {e.dtype}{list(e.shape)}, got {a.dtype}{list(a.shape)}", float("nan")
-            if e.numel():
-                worst = max(worst, (e.double() - a.double()).abs().max().item())
+            placed = _non_finite_mismatch(e, a)
+            if placed:
+                return False, f"{where}: {placed}", worst
+            both = torch.isfinite(e) & torch.isfinite(a) if _float_like(e) else None
+            if e.numel() and (both is None or bool(both.any())):
+                diff = (e.double() - a.double()).abs() if not e.is_complex() else (e - a).abs().double()
+                worst = max(worst, (diff if both is None else diff[both]).max().item())
             tol = tolerances.get(str(e.dtype).removeprefix("torch."))
             try:
                 torch.testing.assert_close(a, e, rtol=tol.rtol if tol else None, atol=tol.atol if tol else None, equal_nan=True)
@@ -73,6 +100,43 @@ def compare_outputs(expected: Any, actual: Any, tolerances: dict[str, Tolerance]
             return False, f"{where}: expected {e!r}, got {a!r}", worst
     count = len(exp_leaves)
     return True, "the output matches" if count == 1 else f"all {count} outputs match", worst
+
+
+def _not_finite(value: Any) -> bool:
+    """A float or floating/complex tensor with elements, none of them finite."""
+    if isinstance(value, torch.Tensor):
+        return _float_like(value) and value.numel() > 0 and not bool(torch.isfinite(value).any())
+    return isinstance(value, (float, complex)) and not math.isfinite(abs(value))
+
+
+def _float_like(t: torch.Tensor) -> bool:
+    """A dense floating or complex tensor: the kind that can hold NaN and inf."""
+    return (t.is_floating_point() or t.is_complex()) and t.layout == torch.strided
+
+
+def non_finite_output(output: Any) -> str | None:
+    """Which leaf of an output has no finite value ("the output", "output 2"), or None."""
+    leaves = pytree.tree_leaves(_sorted_keys(output))
+    for index, leaf in enumerate(leaves):
+        if _not_finite(leaf):
+            return f"output {index}" if len(leaves) > 1 else "the output"
+    return None
+
+
+def _non_finite_mismatch(expected: torch.Tensor, actual: torch.Tensor) -> str:
+    """Where NaN, +inf or -inf differ between the two (empty when they agree)."""
+    if not _float_like(expected):
+        return ""
+    kinds = (("NaN", torch.isnan), ("+inf", lambda t: torch.isposinf(t.real) if t.is_complex() else torch.isposinf(t)),
+             ("-inf", lambda t: torch.isneginf(t.real) if t.is_complex() else torch.isneginf(t)))
+    for label, test in kinds:
+        want, got = test(expected), test(actual)
+        differ = want != got
+        if bool(differ.any()):
+            first = tuple(int(i) for i in differ.nonzero()[0].tolist())
+            return (f"{label} positions differ: the reference has {int(want.sum())}, the stage {int(got.sum())} "
+                    f"({int(differ.sum())} positions disagree, the first at index {first})")
+    return ""
 
 
 def _sorted_keys(value: Any) -> Any:
@@ -92,7 +156,9 @@ def check_equivalence(
     rng_seed: int | None,
     tolerances: dict[str, Tolerance],
 ) -> Check:
-    """Run module and reference on every input set; stop at the first set that differs."""
+    """Run module and reference on every input set; stop at the first set that differs.
+
+    Raises ReferenceNotFinite when the reference's output on a set has a leaf with no finite value."""
     worst = 0.0
     detail = "no input sets"
     for index, inputs in enumerate(input_sets):
@@ -100,6 +166,9 @@ def check_equivalence(
             expected = call_replayed(reference.fn, inputs, rng_seed)
         except Exception as exc:  # noqa: BLE001 - reported as a failed call, never as a difference
             raise CallFailed("reference", index, exc) from exc
+        where = non_finite_output(expected)
+        if where is not None:
+            raise ReferenceNotFinite(index, where)
         try:
             actual = call_replayed(module, inputs, rng_seed)
         except Exception as exc:  # noqa: BLE001

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-CheckKind = Literal["equivalence", "expectation", "error", "raises", "skip"]
+CheckKind = Literal["equivalence", "expectation", "error", "raises", "skip", "probe"]
 
 
 @dataclass

@@ -121,10 +121,19 @@ def describe(check: Check) -> str:
         return f"stage {check.stage} differs from the {check.reference}: {check.detail} (largest difference {diff:.3g})"
     if check.kind == "expectation" and not isinstance(check.actual, dict) and "no metric" not in check.detail:
         metric = check.name.removeprefix("expect.")
+        if _is_comparison(check.expected):
+            return f"{metric} is {check.actual!r}; the recipe's check: {pinned_words(check.expected)}"
         if check.passed:
             return f"{metric} is {check.actual!r}, as the recipe pins"
         return f"{metric} is {check.actual!r}; the recipe pins {pinned_words(check.expected)}"
     return check.detail
+
+
+def _is_comparison(expected: Any) -> bool:
+    """A range or property (`{gt: 0}`, `{ge: 2}`, `{len: 3}`, `{contains: x}`), not one pinned value
+    (a plain value, `{eq: v}` or `{approx: v}`)."""
+    return isinstance(expected, dict) and bool(expected) and set(expected) <= set(_WORDS) | {"rel", "abs"} \
+        and not set(expected) <= {"eq", "approx", "rel", "abs"}
 
 
 def pinned_words(expected: Any) -> str:

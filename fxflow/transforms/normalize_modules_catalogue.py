@@ -34,11 +34,13 @@ class NormalizeModulesCatalogue(Transform):
     `torch.testing._internal` (and its dependency `expecttest`); the run is skipped without them.
 
     A probe: the module is not changed. Facts: `total`, `passed`, `failed`, `skipped`,
-    `skip_reasons` (reason -> count), `failures` (the first few, with their reason).
+    `skip_reasons` (reason -> count), `failures` (the first few, with their reason). A failed
+    case fails the run in any scenario (fxflow.checks.probe_failures).
     """
 
     probe: ClassVar[bool] = True
     facts_model: ClassVar = CatalogueFacts
+    failures_fact: ClassVar[str] = "failed"
 
     limit: PositiveInt | None = None
     include: list[str] = []

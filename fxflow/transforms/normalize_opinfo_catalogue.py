@@ -53,13 +53,16 @@ class NormalizeOpInfoCatalogue(Transform):
     rather than counted as a pass or a failure.
     Needs `torch.testing._internal` (and `expecttest`); the run is skipped without them.
 
-    A probe: the module is not changed. Facts: `total`, `passed`, `failed`, `skipped`,
-    `expected_failures` (marked and failing), `unexpected_passes`, `samples` (sample inputs
-    checked), `skip_reasons`, `failures`.
+    A probe: the module is not changed. Facts: `database` (OpInfos in torch's `op_db`), `total`
+    (those selected), `checked` (selected and not skipped: their samples ran), `passed`, `failed`,
+    `skipped`, `expected_failures` (marked and failing), `unexpected_passes`, `samples` (sample
+    inputs checked), `skip_reasons`, `failures`. A failed op fails the run in any scenario
+    (fxflow.checks.probe_failures).
     """
 
     probe: ClassVar[bool] = True
     facts_model: ClassVar = OpInfoCatalogueFacts
+    failures_fact: ClassVar[str] = "failed"
 
     limit: PositiveInt | None = None
     include: list[str] = []
@@ -91,7 +94,8 @@ class NormalizeOpInfoCatalogue(Transform):
                         tally.passes(label)
         ctx.facts.update(tally.facts())
         ctx.facts["total"] += expected_failures + len(unexpected_passes)
-        ctx.facts.update({"expected_failures": expected_failures, "unexpected_passes": unexpected_passes,
+        ctx.facts.update({"database": len(ops), "checked": ctx.facts["total"] - ctx.facts["skipped"],
+                          "expected_failures": expected_failures, "unexpected_passes": unexpected_passes,
                           "samples": samples})
         return gm
 

@@ -14,6 +14,7 @@ from fxflow.partitioning.cost import OBJECTIVES
 from fxflow.partitioning.fxflow_backend import partition_with_fxflow
 from fxflow.partitioning.latency import LatencyModel
 from fxflow.partitioning.torch_backend import MODES, PartitionRefused, partition_with_torch
+from fxflow.partitioning.torch_helpers import torch_latency_figures
 from fxflow.stages import GRAPH, PLACED, GraphProperty
 from fxflow.transforms.base import StageContext, Transform
 
@@ -40,7 +41,10 @@ class PartitionOverDevices(Transform):
     `graph_node_count`, `partitions.<i>.{id,nodes,compute_nodes,used_mem_bytes,
     logical_device_ids,devices,parents,children,latency}`, `critical_path_latency` (with a
     latency model), `devices.<name>.{partitions,used_bytes}`, `idle_devices`; when the
-    partitioner refuses, `refusal` says which node or budget did not fit.
+    partitioner refuses, `refusal` says which node or budget did not fit. With
+    `torch_latency_helpers: true`, `torch_helpers.{partitions.<i>.latency,critical_path_latency,
+    agrees,differences}`: torch's own latency helpers on the same partitions (they walk every
+    path: small graphs only), checked against fxflow's figures.
 
     The returned split module carries these facts as a `PartitionFacts` object
     (`fxflow.partitioning.facts`), so a later stage (running the partitions on separate
@@ -65,6 +69,7 @@ class PartitionOverDevices(Transform):
     algorithm: Literal[tuple(ALGORITHMS)] = "best"  # type: ignore[valid-type]
     objective: Literal[OBJECTIVES] = "latency"  # type: ignore[valid-type]
     time_limit_s: float = Field(2.0, gt=0, le=3600)
+    torch_latency_helpers: bool = False  # also torch's latency helpers, checked against fxflow's figures
 
     @model_validator(mode="after")
     def _backend_options(self) -> "PartitionOverDevices":
@@ -94,6 +99,10 @@ class PartitionOverDevices(Transform):
                 "transfer_rate", "transfer_rate_bytes_per_sec is 0 but a latency_model is set: the latency figures "
                 "divide transfer sizes by it; give the link speed in bytes per second (e.g. 2)",
                 {"field": "transfer_rate_bytes_per_sec"})
+        if self.torch_latency_helpers and self.latency_model is None:
+            raise PydanticCustomError(
+                "latency_model", "torch_latency_helpers needs a latency_model: torch's helpers compute latencies "
+                "from it", {"field": "torch_latency_helpers"})
         aot = bool(self.node_to_partition or self.partition_to_logical_devices)
         if self.mode == "aot_based":
             missing = set(self.node_to_partition.values()) - set(self.partition_to_logical_devices)
@@ -124,6 +133,8 @@ class PartitionOverDevices(Transform):
         except KeyError as exc:
             raise KeyError(f"transforms.{ctx.name}.{exc.args[0]}") from None
         ctx.facts.update(backend=self.backend, **facts)
+        if self.torch_latency_helpers:
+            ctx.facts["torch_helpers"] = torch_latency_figures(gm, ctx.facts, latency, self.transfer_rate_bytes_per_sec)
         carry_partition_facts(split, PartitionFacts.model_validate(ctx.facts))
         return split
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+import typing
+from typing import Any, ClassVar
 
 from pydantic import field_validator
 from pydantic_core import PydanticCustomError
@@ -32,8 +33,10 @@ class TypeMatches(Transform):
             _target_: fxflow.transforms.type_matches.TypeMatches
             pairs: [[int, int], ["List[int]", "create_type_hint([int, int])"]]
 
-    A probe: the module is not changed. Facts: `matched` and `unmatched` (the pairs, written
-    `signature <- argument`).
+    A probe: the module is not changed. Facts: `matched` and `unmatched` (the pairs as written,
+    `signature <- argument`), and `parsed`: every pair as the types it was parsed into
+    (`typing.List[int] <- list[int]`, see `type_text`), so a recipe can pin that the text means
+    the types its torch test writes.
     """
 
     facts_model: ClassVar = TypeMatchesFacts
@@ -54,9 +57,18 @@ class TypeMatches(Transform):
         return pairs
 
     def apply(self, gm: GraphModule, ctx: StageContext) -> GraphModule:
-        matched, unmatched = [], []
+        matched, unmatched, parsed = [], [], []
         for signature, argument in self.pairs:
             words = f"{signature} <- {argument}"
-            (matched if type_matches(parse_type(signature), parse_type(argument)) else unmatched).append(words)
-        ctx.facts.update({"matched": matched, "unmatched": unmatched})
+            sig_type, arg_type = parse_type(signature), parse_type(argument)
+            (matched if type_matches(sig_type, arg_type) else unmatched).append(words)
+            parsed.append(f"{type_text(sig_type)} <- {type_text(arg_type)}")
+        ctx.facts.update({"matched": matched, "unmatched": unmatched, "parsed": parsed})
         return gm
+
+
+def type_text(value: Any) -> str:
+    """A type as text that tells types apart: `int`, `torch.nn.parameter.Parameter`, `typing.List[int]`."""
+    if isinstance(value, type) and not typing.get_args(value):
+        return value.__qualname__ if value.__module__ == "builtins" else f"{value.__module__}.{value.__qualname__}"
+    return repr(value)
