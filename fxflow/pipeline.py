@@ -313,7 +313,7 @@ def _apply_transforms(plan: Plan, modules: dict[str, Any], inputs: InputSet, rec
         ctx = StageContext(name, inputs, devices, record.path(name))
         try:
             with state.timed(f"transform.{name}", step=name):
-                out = transform.apply(gm, ctx)
+                out = transform.run(gm, ctx)
         except RequirementMissing:
             raise
         except Exception as exc:  # noqa: BLE001 - judged against expect.error in _settle_checks

@@ -62,3 +62,17 @@ class Transform(BaseModel, ABC):
     @abstractmethod
     def apply(self, gm: GraphModule, ctx: StageContext) -> GraphModule | Callable[..., Any]:
         """Return the next module; record facts in `ctx.facts`."""
+
+    def returned_facts(self, given: GraphModule, returned: Any) -> dict[str, Any]:
+        """Facts read from the module the stage returns (`given` is the module it received).
+
+        Figures about the result (submodules, node counts, placement, layer counts) belong here,
+        not in `apply`: read from what the stage hands on, they cannot describe an intermediate
+        object the stage computed and then dropped."""
+        return {}
+
+    def run(self, gm: GraphModule, ctx: StageContext) -> GraphModule | Callable[..., Any]:
+        """What the pipeline calls: `apply`, then the facts read from the module it returned."""
+        out = self.apply(gm, ctx)
+        ctx.facts.update(self.returned_facts(gm, out))
+        return out

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import copy
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field, model_validator
 from pydantic_core import PydanticCustomError
@@ -14,6 +13,7 @@ from fxflow.partitioning.fxflow_backend import ALGORITHM_NAMES, OBJECTIVE_NAMES,
 from fxflow.partitioning.latency import LatencyModel
 from fxflow.partitioning.torch_backend import MODES, PartitionRefused, partition_with_torch
 from fxflow.transforms.base import StageContext, Transform
+from fxflow.transforms.submodules import called_submodules, compute_nodes, original_name, tag_original_names
 
 _LATENCY_MODES = ("cost_aware", "kl_based")
 
@@ -40,9 +40,11 @@ class PartitionOverDevices(Transform):
     latency model), `devices.<name>.{partitions,used_bytes}`, `idle_devices`; when the
     partitioner refuses, `refusal` says which node or budget did not fit.
 
-    The returned split module carries a copy of these facts in `split.meta[PARTITION_FACTS]`, so
-    a later stage (running the partitions on separate processes) reads the placement from the
-    module it receives, whichever backend partitioned it.
+    The returned split module carries the placement in `split.meta[PARTITION_FACTS]`, so a later
+    stage (running the partitions on separate processes) reads it from the module it receives,
+    whichever backend partitioned it. The facts are read from that returned module
+    (`placement_facts`): the partition count and node count from its graph, the placement from
+    its meta, checked against the submodules it calls.
     """
 
     requires: ClassVar[tuple[str, ...]] = ("node_sizes",)
@@ -106,6 +108,7 @@ class PartitionOverDevices(Transform):
 
     def apply(self, gm: GraphModule, ctx: StageContext) -> GraphModule:
         latency = self.latency_model.mapping(gm, ctx.inputs) if self.latency_model else {}
+        tag_original_names(gm)  # the partitioners split the graph itself: its nodes' meta goes with them
         try:
             if self.backend == "fxflow":
                 split, facts = partition_with_fxflow(
@@ -119,9 +122,11 @@ class PartitionOverDevices(Transform):
             raise
         except KeyError as exc:
             raise KeyError(f"transforms.{ctx.name}.{exc.args[0]}") from None
-        ctx.facts.update(backend=self.backend, **facts)
-        split.meta[PARTITION_FACTS] = copy.deepcopy(ctx.facts)
+        split.meta[PARTITION_FACTS] = {"backend": self.backend, **facts}
         return split
+
+    def returned_facts(self, given: GraphModule, returned: Any) -> dict[str, Any]:
+        return placement_facts(returned)
 
     def _with_torch(self, gm: GraphModule, ctx: StageContext, latency: dict) -> tuple[GraphModule, dict]:
         return partition_with_torch(
@@ -133,3 +138,28 @@ class PartitionOverDevices(Transform):
             saturate_host=self.saturate_host,
             what_if_removed=self.what_if_removed,
         )
+
+
+def placement_facts(split: Any) -> dict[str, Any]:
+    """The partition facts of a partitioned module, read from it: how many `submod_<id>` children
+    its graph calls, its node count, and the placement it carries (`split.meta[PARTITION_FACTS]`:
+    memory, devices, parents, children, latencies), which must describe exactly those children
+    (each partition's compute nodes are the ones its submodule holds). A module that calls no
+    submodule and carries no placement (the graph a stage was given) has 0 partitions and no
+    placement facts."""
+    subs = called_submodules(split)
+    facts: dict[str, Any] = {"num_partitions": len(subs)}
+    if isinstance(split, GraphModule):
+        facts["graph_node_count"] = len(split.graph.nodes)
+    placed = getattr(split, "meta", {}).get(PARTITION_FACTS)
+    if placed is None:
+        return facts
+    by_name = {f"submod_{entry['id']}": entry for entry in placed["partitions"]}
+    if set(by_name) != set(subs):
+        raise ValueError(f"the partitioned module calls {sorted(subs)} but its placement describes {sorted(by_name)}")
+    for name, entry in by_name.items():
+        held = sorted(original_name(node) for node in compute_nodes(subs[name]))
+        if held != sorted(entry["compute_nodes"]):
+            raise ValueError(f"partition {entry['id']} is placed with nodes {entry['compute_nodes']} but the returned "
+                             f"module's {name} computes {held}")
+    return {**facts, **{key: value for key, value in placed.items() if key not in facts}}
