@@ -257,14 +257,27 @@ def family_recipes(target: str) -> list[str]:
     return [name for name, path in recipe_files().items() if target in components(path) and name not in BENCHMARK_RECIPES]
 
 
-def test_discovery_reads_defaults_lists_as_composition_does():
-    """Spot check against Hydra's composition: the split, partition and meta-tracer recipes."""
+@pytest.mark.parametrize("recipe", [
+    "subgraph_creation",   # a transform from the defaults list, the primary config's tracer
+    "meta_tracer_relu",    # a tracer override beside a transform
+    "type_matches",        # one transform under two stage names
+    "distributed_chain",   # three transforms
+])
+def test_discovery_reads_defaults_lists_as_composition_does(recipe):
+    """What `components` reads from a recipe file is what Hydra composes for it (a few recipes,
+    one per way of naming components: composing every recipe costs ~0.1 s each)."""
     from conftest import compose_cached
 
-    for recipe in ("subgraph_creation", "sparse_nn", "meta_tracer_relu"):
-        cfg, _ = compose_cached(recipe, [])
-        composed = {spec["_target_"] for spec in cfg.transforms.values()} | {cfg.tracer["_target_"]}
-        assert components(recipe_files()[recipe]) == composed
+    cfg, _ = compose_cached(recipe, [])
+    composed = {spec["_target_"] for spec in (cfg.transforms or {}).values()} | {cfg.tracer["_target_"]}
+    assert components(recipe_files()[recipe]) == composed
+
+
+def test_discovery_reads_inline_targets(tmp_path):
+    recipe = tmp_path / "inline.yaml"
+    recipe.write_text("defaults:\n  - override /tracer: meta\n"
+                      "transforms:\n  merge: {_target_: fxflow.transforms.merge_matmul.MergeMatmul}\n")
+    assert components(recipe) == {"fxflow.tracers.MetaTracer", "fxflow.transforms.merge_matmul.MergeMatmul"}
 
 
 # --------------------------------------------------------------------------- the controls

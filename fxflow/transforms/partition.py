@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any, ClassVar, Literal
 
 from pydantic import Field, model_validator
@@ -162,4 +163,4 @@ def placement_facts(split: Any) -> dict[str, Any]:
         if held != sorted(entry["compute_nodes"]):
             raise ValueError(f"partition {entry['id']} is placed with nodes {entry['compute_nodes']} but the returned "
                              f"module's {name} computes {held}")
-    return {**facts, **{key: value for key, value in placed.items() if key not in facts}}
+    return {**facts, **{key: copy.deepcopy(value) for key, value in placed.items() if key not in facts}}
