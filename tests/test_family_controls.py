@@ -254,7 +254,8 @@ def components(recipe: Path) -> set[str]:
 def family_recipes(target: str) -> list[str]:
     """The shipped recipes composing `target`; recipes whose point is scale are timed by the
     benchmarks instead (test_recipes.BENCHMARK_RECIPES)."""
-    return [name for name, path in recipe_files().items() if target in components(path) and name not in BENCHMARK_RECIPES]
+    return [name for name, path in recipe_files().items()
+            if target in components(path) and name not in BENCHMARK_RECIPES]
 
 
 @pytest.mark.parametrize("recipe", [
@@ -310,7 +311,7 @@ def test_every_recipe_of_the_family_fails_when_its_step_is_broken(family, tmp_pa
     assert not wrong and not uncovered, "\n".join(wrong + [f"no break fails {r}" for r in uncovered])
 
 
-# --------------------------------------------------------------------------- torch's main assert, on the returned module
+# ------------------------------------------------------------------ torch's main assert, on the module returned
 
 
 def _doubling_output(path: str) -> Callable[[pytest.MonkeyPatch], None]:

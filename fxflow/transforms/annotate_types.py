@@ -22,9 +22,9 @@ class AnnotateTypesWithSchema(Transform):
     C++ builtin functions (`torch.flatten`, `operator.add`) have no Python signature to read, and
     functions whose return type depends on a flag (`max_pool2d`'s `return_indices`) stay untyped.
 
-    Facts: `typed_before`/`typed_after` (nodes with a type in the given and the returned graph), `untyped` (the untyped nodes after,
-    as `op:target`, e.g. `call_module:maxpool`, `call_function:operator.add`) and `untyped_python`
-    (the same without C++ builtin targets).
+    Facts: `typed_before`/`typed_after` (nodes with a type in the given and the returned graph),
+    `untyped` (the untyped nodes it returns, as `op:target`, e.g. `call_module:maxpool`,
+    `call_function:operator.add`) and `untyped_python` (the same without C++ builtin targets).
     """
 
     annotate_functionals: bool = True

@@ -1,9 +1,9 @@
 """The transform interface and the small context each transform receives.
 
 A transform only computes: it gets the current module and a `StageContext` (example inputs,
-devices, where its facts go) and returns the next module; the figures about that module are read
-from it afterwards (`returned_facts`), so they describe what the stage hands on. It never writes the run record nor
-draws a report; the pipeline does both after the stage, from the facts. A step whose product
+devices, where its facts go) and returns the next module; the figures about that module are
+read from it afterwards (`returned_facts`), so they describe what the stage hands on. It never
+writes the run record nor draws a report; the pipeline does both after the stage, from the facts. A step whose product
 is files (an export) writes them under `ctx.artifacts`, a folder the pipeline hands it.
 """
 

@@ -82,7 +82,8 @@ class ExportFolder(Transform):
             "folder": str(folder),
             "package": package,
             "files": files,
-            "pickled_children": sorted(f.removesuffix(".pt") for f in files if f.endswith(".pt") and f != "state_dict.pt"),
+            "pickled_children": sorted(f.removesuffix(".pt") for f in files
+                                       if f.endswith(".pt") and f != "state_dict.pt"),
         }
 
 

@@ -25,8 +25,8 @@ class FuseConvBn(Transform):
     `no_trace` is torch's parameter: use the incoming GraphModule as it is instead of
     re-tracing it with the default tracer (keeps a custom tracer's leaves).
 
-    Facts: `before` and `after` (of the given and the returned module: counts by kind: batchnorm, conv, linear), `fused`
-    (BatchNorm layers folded away).
+    Facts: `before` and `after` (layer counts of the given and the returned module, by kind:
+    batchnorm, conv, linear), `fused` (BatchNorm layers folded away).
     """
 
     no_trace: bool = False

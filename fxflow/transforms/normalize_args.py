@@ -26,9 +26,9 @@ class NormalizeArgs(Transform):
     which `shape_prop: true` records first (torch's `ShapeProp` on the recipe's inputs). Node
     `meta` and placeholder type annotations are carried over.
 
-    Facts (the given module's and the returned module's): `positional_before`/`positional_after` (how many function and torch.nn module calls
-    pass arguments by position) and `with_positional_args` (their qualified targets after),
-    `placeholder_types` (each placeholder's annotation after).
+    Facts: `positional_before`/`positional_after` (how many function and torch.nn module calls
+    pass arguments by position in the given and the returned graph) and `with_positional_args`
+    (their qualified targets after), `placeholder_types` (each placeholder's annotation after).
     """
 
     shape_prop: bool = False

@@ -20,8 +20,9 @@ class NormalizeOperators(Transform):
 
         - /transform@transforms.normalize: normalize_operators
 
-    Facts: `torch_operators_before`/`_after` (calls of those torch functions in the given and the returned graph) and
-    `remaining` (their qualified targets still present after; [] when all were rewritten).
+    Facts: `torch_operators_before`/`_after` (calls of those torch functions in the given and the
+    returned graph) and `remaining` (their qualified targets still present after; [] when all
+    were rewritten).
     """
 
     def apply(self, gm: GraphModule, ctx: StageContext) -> GraphModule:

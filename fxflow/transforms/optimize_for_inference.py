@@ -62,10 +62,10 @@ class OptimizeForInference(Transform):
     (float32 CPU modules only). A recipe using it states `requires: {mkldnn: true}`.
 
     Facts: `before`/`after` (layer counts of the given and the returned module: batchnorm, conv,
-    linear, dropout, mkldnn), `layout` (how many `to_mkldnn` and `to_dense` nodes it returns) and, when `timing_calls` > 0,
-    `speed`: the median wall time of that many calls of the incoming and the optimized module on
-    the recipe's inputs, and their ratio. Speed is reported, never expected: it depends on the
-    machine and its load.
+    linear, dropout, mkldnn), `layout` (how many `to_mkldnn` and `to_dense` nodes the returned
+    graph holds) and, when `timing_calls` > 0, `speed`: the median wall time of that many calls
+    of the incoming and the optimized module on the recipe's inputs, and their ratio. Speed is
+    reported, never expected: it depends on the machine and its load.
     """
 
     pass_config: PassConfig = PassConfig()
