@@ -158,7 +158,7 @@ def _apply_transforms(plan: RunPlan, modules: dict[str, Any], inputs: InputSet, 
         ctx = StageContext(name, inputs, devices, record.path(name))
         try:
             with state.timed(f"transform.{name}", step=name):
-                out = transform.apply(gm, ctx)
+                out = transform.run(gm, ctx)
         except RequirementMissing:
             raise
         except Exception as exc:  # noqa: BLE001 - judged against expect.error in settle_checks

@@ -6,6 +6,7 @@ from typing import ClassVar
 
 import copy
 import operator
+from typing import Any
 
 from torch.fx import GraphModule
 from torch.fx.passes.annotate_getitem_nodes import annotate_getitem_nodes
@@ -30,21 +31,22 @@ class AnnotateGetitemNodes(Transform):
 
         - /transform@transforms.annotate_getitem: annotate_getitem
 
-    Facts: `getitem_nodes`, `typed_before`/`typed_after` (getitem nodes with a type) and `types`
-    (node name -> its type after).
+    Facts: `getitem_nodes`, `typed_before`/`typed_after` (getitem nodes with a type in the given
+    and the returned graph) and `types` (node name -> its type in the returned graph).
     """
 
     facts_model: ClassVar = GetitemTypeFacts
 
     def apply(self, gm: GraphModule, ctx: StageContext) -> GraphModule:
-        typed_before = sum(1 for n in _getitems(gm) if n.type is not None)
         annotated = copy.deepcopy(gm)  # the pass annotates in place; the incoming stage stays as it was
         annotate_getitem_nodes(annotated.graph)
-        items = _getitems(annotated)
-        ctx.facts.update({"getitem_nodes": len(items), "typed_before": typed_before,
-                          "typed_after": sum(1 for n in items if n.type is not None),
-                          "types": {n.name: type_name(n.type) for n in items}})
         return annotated
+
+    def returned_facts(self, given: GraphModule, returned: GraphModule) -> dict[str, Any]:
+        items = _getitems(returned)
+        return {"getitem_nodes": len(items), "typed_before": sum(1 for n in _getitems(given) if n.type is not None),
+                "typed_after": sum(1 for n in items if n.type is not None),
+                "types": {n.name: type_name(n.type) for n in items}}
 
 
 def _getitems(gm: GraphModule) -> list:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from types import BuiltinFunctionType
+from typing import Any
 
 from torch.fx import GraphModule
 from torch.fx.experimental.schema_type_annotation import AnnotateTypesWithSchema as TorchAnnotate
@@ -33,9 +34,9 @@ class AnnotateTypesWithSchema(Transform):
     C++ builtin functions (`torch.flatten`, `operator.add`) have no Python signature to read, and
     functions whose return type depends on a flag (`max_pool2d`'s `return_indices`) stay untyped.
 
-    Facts: `typed_before`/`typed_after` (nodes with a type), `untyped` (the untyped nodes after,
-    as `op:target`, e.g. `call_module:maxpool`, `call_function:operator.add`) and `untyped_python`
-    (the same without C++ builtin targets).
+    Facts: `typed_before`/`typed_after` (nodes with a type in the given and the returned graph),
+    `untyped` (the untyped nodes it returns, as `op:target`, e.g. `call_module:maxpool`,
+    `call_function:operator.add`) and `untyped_python` (the same without C++ builtin targets).
     """
 
     facts_model: ClassVar = SchemaTypeFacts
@@ -45,14 +46,13 @@ class AnnotateTypesWithSchema(Transform):
     annotate_get_attrs: bool = True
 
     def apply(self, gm: GraphModule, ctx: StageContext) -> GraphModule:
-        typed_before = sum(1 for n in gm.graph.nodes if n.type is not None)
-        annotated = TorchAnnotate(gm, self.annotate_functionals, self.annotate_modules,
-                                  self.annotate_get_attrs).transform()
-        untyped = [n for n in annotated.graph.nodes if n.type is None]
-        ctx.facts.update({
-            "typed_before": typed_before,
-            "typed_after": sum(1 for n in annotated.graph.nodes if n.type is not None),
+        return TorchAnnotate(gm, self.annotate_functionals, self.annotate_modules, self.annotate_get_attrs).transform()
+
+    def returned_facts(self, given: GraphModule, returned: GraphModule) -> dict[str, Any]:
+        untyped = [n for n in returned.graph.nodes if n.type is None]
+        return {
+            "typed_before": sum(1 for n in given.graph.nodes if n.type is not None),
+            "typed_after": sum(1 for n in returned.graph.nodes if n.type is not None),
             "untyped": sorted({node_key(n) for n in untyped}),
             "untyped_python": sorted({node_key(n) for n in untyped if not isinstance(n.target, BuiltinFunctionType)}),
-        })
-        return annotated
+        }

@@ -1,8 +1,9 @@
 """The transform interface and the small context each transform receives.
 
 A transform only computes: it gets the current module and a `StageContext` (example inputs,
-devices, where its facts go) and returns the next module. It never writes the run record nor
-draws a report; the pipeline does both after the stage, from the facts. A step whose product
+devices, where its facts go) and returns the next module; the figures about that module are
+read from it afterwards (`returned_facts`), so they describe what the stage hands on. It never
+writes the run record nor draws a report; the pipeline does both after the stage, from the facts. A step whose product
 is files (an export) writes them under `ctx.artifacts`, a folder the pipeline hands it.
 """
 
@@ -100,3 +101,17 @@ class Transform(BaseModel, ABC):
     @abstractmethod
     def apply(self, gm: GraphModule, ctx: StageContext) -> GraphModule | Callable[..., Any]:
         """Return the next module; record facts in `ctx.facts`."""
+
+    def returned_facts(self, given: GraphModule, returned: Any) -> dict[str, Any]:
+        """Facts read from the module the stage returns (`given` is the module it received).
+
+        Figures about the result (submodules, node counts, placement, layer counts) belong here,
+        not in `apply`: read from what the stage hands on, they cannot describe an intermediate
+        object the stage computed and then dropped."""
+        return {}
+
+    def run(self, gm: GraphModule, ctx: StageContext) -> GraphModule | Callable[..., Any]:
+        """What the pipeline calls: `apply`, then the facts read from the module it returned."""
+        out = self.apply(gm, ctx)
+        ctx.facts.update(self.returned_facts(gm, out))
+        return out

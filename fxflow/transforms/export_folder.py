@@ -7,6 +7,7 @@ import sys
 import uuid
 import warnings
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, ClassVar, Iterator
 
 import torch
@@ -16,6 +17,8 @@ from torch.fx import GraphModule
 
 from fxflow.stages import MODULE, StageFacts
 from fxflow.transforms.base import StageContext, Transform
+
+_PACKAGE_PREFIX = "fxflow_export_"  # the names exported packages are imported under
 
 
 class ExportFacts(StageFacts):
@@ -45,7 +48,8 @@ class ExportFolder(Transform):
     out of the exported code (`dropped_annotations` says how many): to_folder would not import
     the names they use. Facts: `files` written, `pickled_children` (children torch could not
     write as code and saved with torch.save), `package` (the name it was imported under),
-    `folder`, `dropped_annotations`.
+    `folder` (these four read from the returned module: its class's package and that package's
+    folder), `dropped_annotations`.
     """
 
     facts_model: ClassVar = ExportFacts
@@ -67,7 +71,7 @@ class ExportFolder(Transform):
         with _without_annotations(gm) as dropped, warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="Was not able to save the following children modules as reprs")
             gm.to_folder(folder, self.module_name)
-        package = f"fxflow_export_{self.module_name}_{uuid.uuid4().hex[:12]}"
+        package = f"{_PACKAGE_PREFIX}{self.module_name}_{uuid.uuid4().hex[:12]}"
         try:
             module = _import_package(package, folder / "__init__.py")
         except NameError as exc:
@@ -77,16 +81,25 @@ class ExportFolder(Transform):
         modes = {name: m.training for name, m in gm.named_modules()}
         for name, sub in loaded.named_modules():
             sub.training = modes.get(name, gm.training)
+        ctx.facts["dropped_annotations"] = dropped
+        return loaded
+
+    def returned_facts(self, given: GraphModule, returned: Any) -> dict[str, Any]:
+        """The package the returned module's class was imported from, and the files of its folder:
+        nothing when the stage handed on a module that no export built."""
+        package = type(returned).__module__.rpartition(".")[0]
+        source = getattr(sys.modules.get(type(returned).__module__), "__file__", None)
+        if not package.startswith(_PACKAGE_PREFIX) or source is None:
+            return {"files": [], "pickled_children": []}
+        folder = Path(source).parent
         files = sorted(p.name for p in folder.iterdir() if p.is_file())
-        ctx.facts.update({
+        return {
             "folder": str(folder),
             "package": package,
             "files": files,
-            "dropped_annotations": dropped,
             "pickled_children": sorted(f.removesuffix(".pt") for f in files
                                        if f.endswith(".pt") and f != "state_dict.pt"),
-        })
-        return loaded
+        }
 
 
 @contextmanager

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
+import torch
 from torch.fx import GraphModule
 from torch.fx.experimental import optimization
 
@@ -33,8 +34,8 @@ class FuseConvBn(Transform):
     `no_trace` is torch's parameter: use the incoming GraphModule as it is instead of
     re-tracing it with the default tracer (keeps a custom tracer's leaves).
 
-    Facts: `before` and `after` (module counts by kind: batchnorm, conv, linear), `fused`
-    (BatchNorm layers folded away).
+    Facts: `before` and `after` (layer counts of the given and the returned module, by kind:
+    batchnorm, conv, linear), `fused` (BatchNorm layers folded away).
     """
 
     facts_model: ClassVar = FuseFacts
@@ -42,9 +43,9 @@ class FuseConvBn(Transform):
     no_trace: bool = False
 
     def apply(self, gm: GraphModule, ctx: StageContext) -> GraphModule:
-        before = layer_counts(gm, COUNTED)
-        fused = optimization.fuse(gm, inplace=False, no_trace=self.no_trace)
-        after = layer_counts(fused, COUNTED)
-        ctx.facts.update({"before": before, "after": after, "fused": before["batchnorm"] - after["batchnorm"]})
-        return fused
+        return optimization.fuse(gm, inplace=False, no_trace=self.no_trace)
+
+    def returned_facts(self, given: GraphModule, returned: torch.nn.Module) -> dict[str, Any]:
+        before, after = layer_counts(given, COUNTED), layer_counts(returned, COUNTED)
+        return {"before": before, "after": after, "fused": before["batchnorm"] - after["batchnorm"]}
 

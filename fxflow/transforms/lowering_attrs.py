@@ -40,8 +40,12 @@ class LoweringAttrs(Transform):
 
     def apply(self, gm: GraphModule, ctx: StageContext) -> GraphModule:
         lift_lowering_attrs_to_nodes(gm)
+        return gm
+
+    def returned_facts(self, given: GraphModule, returned: GraphModule) -> dict[str, Any]:
+        """The attributes found on the nodes of the returned module (and its GraphModule children)."""
         nodes = {}
-        for path, module in gm.named_modules():
+        for path, module in returned.named_modules():
             if not isinstance(module, GraphModule):
                 continue
             for node in module.graph.nodes:
@@ -49,5 +53,4 @@ class LoweringAttrs(Transform):
                 if attrs is not None:
                     nodes[f"{path}.{node.name}" if path else node.name] = {
                         "class": attrs["name"], "keys": sorted(attrs), "key_count": len(attrs)}
-        ctx.facts.update({"lifted": len(nodes), "nodes": nodes})
-        return gm
+        return {"lifted": len(nodes), "nodes": nodes}

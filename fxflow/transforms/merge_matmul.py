@@ -28,17 +28,17 @@ class MergeMatmul(Transform):
         - /transform@transforms.merge: merge_matmul
 
     torch re-traces the module with the default tracer. Facts: `matmuls_before`/`matmuls_after`
-    (`torch.matmul` calls in the graph) and `merged` (calls saved).
+    (`torch.matmul` calls in the given and the returned graph) and `merged` (calls saved).
     """
 
     facts_model: ClassVar = MergeMatmulFacts
 
     def apply(self, gm: GraphModule, ctx: StageContext) -> GraphModule:
-        before = _matmuls(gm)
-        merged = merge_matmul(gm)
-        after = _matmuls(merged)
-        ctx.facts.update({"matmuls_before": before, "matmuls_after": after, "merged": before - after})
-        return merged
+        return merge_matmul(gm)
+
+    def returned_facts(self, given: GraphModule, returned: GraphModule) -> dict[str, int]:
+        before, after = _matmuls(given), _matmuls(returned)
+        return {"matmuls_before": before, "matmuls_after": after, "merged": before - after}
 
 
 def _matmuls(gm: GraphModule) -> int:

@@ -6,6 +6,7 @@ from typing import ClassVar
 
 import copy
 from collections import Counter
+from typing import Any
 
 import torch
 from torch.fx import GraphModule, Node
@@ -38,8 +39,8 @@ class NormalizeArgs(Transform):
     `meta` and placeholder type annotations are carried over.
 
     Facts: `positional_before`/`positional_after` (how many function and torch.nn module calls
-    pass arguments by position) and `with_positional_args` (their qualified targets after),
-    `placeholder_types` (each placeholder's annotation after).
+    pass arguments by position in the given and the returned graph) and `with_positional_args`
+    (their qualified targets after), `placeholder_types` (each placeholder's annotation after).
     """
 
     facts_model: ClassVar = NormalizeArgsFacts
@@ -48,19 +49,19 @@ class NormalizeArgs(Transform):
     normalize_to_only_use_kwargs: bool = True
 
     def apply(self, gm: GraphModule, ctx: StageContext) -> GraphModule:
-        before = _positional_calls(gm)
         if self.shape_prop:
             gm = copy.deepcopy(gm)  # ShapeProp writes into node.meta; the incoming stage stays as it was
             ShapeProp(gm).propagate(*ctx.inputs.args)
-        normalized = TorchNormalizeArgs(gm, self.normalize_to_only_use_kwargs).transform()
-        after = _positional_calls(normalized)
-        ctx.facts.update({
+        return TorchNormalizeArgs(gm, self.normalize_to_only_use_kwargs).transform()
+
+    def returned_facts(self, given: GraphModule, returned: GraphModule) -> dict[str, Any]:
+        before, after = _positional_calls(given), _positional_calls(returned)
+        return {
             "positional_before": sum(before.values()),
             "positional_after": sum(after.values()),
             "with_positional_args": sorted(after),
-            "placeholder_types": {n.name: type_name(n.type) for n in normalized.graph.nodes if n.op == "placeholder"},
-        })
-        return normalized
+            "placeholder_types": {n.name: type_name(n.type) for n in returned.graph.nodes if n.op == "placeholder"},
+        }
 
 
 def _positional_calls(gm: GraphModule) -> Counter[str]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from torch.fx import GraphModule
 from torch.fx.experimental.normalize import NormalizeOperators as TorchNormalizeOperators
@@ -29,19 +29,20 @@ class NormalizeOperators(Transform):
 
         - /transform@transforms.normalize: normalize_operators
 
-    Facts: `torch_operators_before`/`_after` (calls of those torch functions in the graph) and
-    `remaining` (their qualified targets still present after; [] when all were rewritten).
+    Facts: `torch_operators_before`/`_after` (calls of those torch functions in the given and the
+    returned graph) and `remaining` (their qualified targets still present after; [] when all
+    were rewritten).
     """
 
     facts_model: ClassVar = NormalizeOperatorsFacts
 
     def apply(self, gm: GraphModule, ctx: StageContext) -> GraphModule:
-        before = _torch_operator_calls(gm)
-        normalized = TorchNormalizeOperators(gm).transform()
-        after = _torch_operator_calls(normalized)
-        ctx.facts.update({"torch_operators_before": len(before), "torch_operators_after": len(after),
-                          "remaining": sorted(set(after))})
-        return normalized
+        return TorchNormalizeOperators(gm).transform()
+
+    def returned_facts(self, given: GraphModule, returned: GraphModule) -> dict[str, Any]:
+        before, after = _torch_operator_calls(given), _torch_operator_calls(returned)
+        return {"torch_operators_before": len(before), "torch_operators_after": len(after),
+                "remaining": sorted(set(after))}
 
 
 def _torch_operator_calls(gm: GraphModule) -> list[str]:

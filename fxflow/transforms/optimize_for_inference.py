@@ -71,11 +71,11 @@ class OptimizeForInference(Transform):
     back-to-back conversions, and swaps Conv2d/Linear/BatchNorm2d for torch.utils.mkldnn's layers
     (float32 CPU modules only). A recipe using it states `requires: {mkldnn: true}`.
 
-    Facts: `before`/`after` (layer counts: batchnorm, conv, linear, dropout, mkldnn), `layout`
-    (how many `to_mkldnn` and `to_dense` nodes the result holds) and, when `timing_calls` > 0,
-    `speed`: the median wall time of that many calls of the incoming and the optimized module on
-    the recipe's inputs, and their ratio. Speed is reported, never expected: it depends on the
-    machine and its load.
+    Facts: `before`/`after` (layer counts of the given and the returned module: batchnorm, conv,
+    linear, dropout, mkldnn), `layout` (how many `to_mkldnn` and `to_dense` nodes the returned
+    graph holds) and, when `timing_calls` > 0, `speed`: the median wall time of that many calls
+    of the incoming and the optimized module on the recipe's inputs, and their ratio. Speed is
+    reported, never expected: it depends on the machine and its load.
     """
 
     facts_model: ClassVar = OptimizeFacts
@@ -89,17 +89,19 @@ class OptimizeForInference(Transform):
         original = copy.deepcopy(gm)
         with torch.no_grad():
             optimized = optimization.optimize_for_inference(original, pass_config=self.pass_config.for_torch())
-        ctx.facts.update({
-            "before": layer_counts(gm, COUNTED),
-            "after": layer_counts(optimized, COUNTED),
-            "layout": {m: sum(1 for n in optimized.graph.nodes if n.op == "call_method" and n.target == m)
-                       for m in LAYOUT_METHODS},
-        })
         if self.timing_calls:
             before, after = (_median_ms(m, ctx, self.timing_calls) for m in (gm, optimized))
             ctx.facts["speed"] = {"calls": self.timing_calls, "original_ms": before, "optimized_ms": after,
                                   "speedup": round(before / after, 3) if after else None}
         return optimized
+
+    def returned_facts(self, given: GraphModule, returned: torch.nn.Module) -> dict[str, Any]:
+        nodes = returned.graph.nodes if isinstance(returned, GraphModule) else []
+        return {
+            "before": layer_counts(given, COUNTED),
+            "after": layer_counts(returned, COUNTED),
+            "layout": {m: sum(1 for n in nodes if n.op == "call_method" and n.target == m) for m in LAYOUT_METHODS},
+        }
 
 
 def _median_ms(module: Callable[..., Any], ctx: StageContext, calls: int) -> float:

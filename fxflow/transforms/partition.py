@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+import copy
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field, model_validator
 from pydantic_core import PydanticCustomError
 from torch.fx import GraphModule
 
-from fxflow.partitioning.facts import PartitionFacts, carry_partition_facts
+from fxflow.partitioning.facts import PartitionFacts, carry_partition_facts, partition_facts_of
 from fxflow.partitioning.algorithms import ALGORITHMS
 from fxflow.partitioning.cost import OBJECTIVES
 from fxflow.partitioning.fxflow_backend import partition_with_fxflow
@@ -17,6 +18,7 @@ from fxflow.partitioning.torch_backend import MODES, PartitionRefused, partition
 from fxflow.partitioning.torch_helpers import torch_latency_figures
 from fxflow.stages import GRAPH, PLACED, GraphProperty
 from fxflow.transforms.base import StageContext, Transform
+from fxflow.transforms.submodules import called_submodules, compute_nodes, original_name, tag_original_names
 
 _LATENCY_MODES = ("cost_aware", "kl_based")
 
@@ -46,9 +48,11 @@ class PartitionOverDevices(Transform):
     agrees,differences}`: torch's own latency helpers on the same partitions (they walk every
     path: small graphs only), checked against fxflow's figures.
 
-    The returned split module carries these facts as a `PartitionFacts` object
+    The returned split module carries the placement as a `PartitionFacts` object
     (`fxflow.partitioning.facts`), so a later stage (running the partitions on separate
-    processes) reads the placement from the module it receives, whichever backend partitioned it.
+    processes) reads it from the module it receives, whichever backend partitioned it. The facts
+    are read from that returned module (`placement_facts`): the partition count and node count
+    from its graph, the placement from what it carries, checked against the submodules it calls.
     """
 
     takes: ClassVar = GRAPH
@@ -119,6 +123,7 @@ class PartitionOverDevices(Transform):
 
     def apply(self, gm: GraphModule, ctx: StageContext) -> GraphModule:
         latency = self.latency_model.mapping(gm, ctx.inputs) if self.latency_model else {}
+        tag_original_names(gm)  # the partitioners split the graph itself: its nodes' meta goes with them
         try:
             if self.backend == "fxflow":
                 split, facts = partition_with_fxflow(
@@ -132,11 +137,14 @@ class PartitionOverDevices(Transform):
             raise
         except KeyError as exc:
             raise KeyError(f"transforms.{ctx.name}.{exc.args[0]}") from None
-        ctx.facts.update(backend=self.backend, **facts)
+        placed = {"backend": self.backend, **facts}
         if self.torch_latency_helpers:
-            ctx.facts["torch_helpers"] = torch_latency_figures(gm, ctx.facts, latency, self.transfer_rate_bytes_per_sec)
-        carry_partition_facts(split, PartitionFacts.model_validate(ctx.facts))
+            placed["torch_helpers"] = torch_latency_figures(gm, placed, latency, self.transfer_rate_bytes_per_sec)
+        carry_partition_facts(split, PartitionFacts.model_validate(placed))
         return split
+
+    def returned_facts(self, given: GraphModule, returned: Any) -> dict[str, Any]:
+        return placement_facts(returned)
 
     def _with_torch(self, gm: GraphModule, ctx: StageContext, latency: dict) -> tuple[GraphModule, dict]:
         return partition_with_torch(
@@ -148,3 +156,29 @@ class PartitionOverDevices(Transform):
             saturate_host=self.saturate_host,
             what_if_removed=self.what_if_removed,
         )
+
+
+def placement_facts(split: Any) -> dict[str, Any]:
+    """The partition facts of a partitioned module, read from it: how many `submod_<id>` children
+    its graph calls, its node count, and the placement it carries (`partition_facts_of(split)`:
+    memory, devices, parents, children, latencies), which must describe exactly those children
+    (each partition's compute nodes are the ones its submodule holds). A module that calls no
+    submodule and carries no placement (the graph a stage was given) has 0 partitions and no
+    placement facts."""
+    subs = called_submodules(split)
+    facts: dict[str, Any] = {"num_partitions": len(subs)}
+    if isinstance(split, GraphModule):
+        facts["graph_node_count"] = len(split.graph.nodes)
+    carried = partition_facts_of(split)
+    if carried is None:
+        return facts
+    placed = carried.model_dump(exclude_unset=True)
+    by_name = {f"submod_{entry['id']}": entry for entry in placed["partitions"]}
+    if set(by_name) != set(subs):
+        raise ValueError(f"the partitioned module calls {sorted(subs)} but its placement describes {sorted(by_name)}")
+    for name, entry in by_name.items():
+        held = sorted(original_name(node) for node in compute_nodes(subs[name]))
+        if held != sorted(entry["compute_nodes"]):
+            raise ValueError(f"partition {entry['id']} is placed with nodes {entry['compute_nodes']} but the returned "
+                             f"module's {name} computes {held}")
+    return {**facts, **{key: copy.deepcopy(value) for key, value in placed.items() if key not in facts}}

@@ -11,6 +11,9 @@ from torch.fx import GraphModule
 from fxflow.stages import MODULE, StageFacts
 from fxflow.transforms.base import StageContext, Transform
 
+# Attribute of the stamp the loaded module carries: the file it was loaded from and its size.
+LOADED_FROM = "fxflow_loaded_from"
+
 
 class PickleFacts(StageFacts):
     """The pickle's size and file."""
@@ -29,7 +32,8 @@ class PickleRoundTrip(Transform):
         defaults:
           - /transform@transforms.pickle: pickle_round_trip
 
-    Facts: `bytes` (size of the pickle), `file`.
+    Facts, from the stamp the loaded module carries: `bytes` (size of the pickle it was loaded
+    from; 0 when the stage returned a module that was not loaded), `file`.
     """
 
     facts_model: ClassVar = PickleFacts
@@ -46,5 +50,11 @@ class PickleRoundTrip(Transform):
             pickle.dump(gm, f, protocol=self.protocol)
         with path.open("rb") as f:
             loaded = pickle.load(f)  # noqa: S301 - the file was written by this step a moment ago
-        ctx.facts.update({"bytes": path.stat().st_size, "file": str(path)})
+        setattr(loaded, LOADED_FROM, {"bytes": path.stat().st_size, "file": str(path)})
         return loaded
+
+    def returned_facts(self, given: GraphModule, returned: Any) -> dict[str, Any]:
+        """The pickle the returned module was loaded from, as the loading stamped it: none when the
+        stage handed on another module (the one it was given)."""
+        loaded = getattr(returned, LOADED_FROM, None) if returned is not given else None
+        return dict(loaded) if loaded else {"bytes": 0}

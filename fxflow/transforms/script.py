@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import warnings
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 from torch.fx import GraphModule
@@ -26,7 +26,7 @@ class Script(Transform):
 
         - /transform@transforms.script: script
 
-    Facts: `module` (the scripted module's class), `warnings` (how many torch emitted; torch.jit
+    Facts: `module` (the returned module's class), `warnings` (how many torch emitted; torch.jit
     is deprecated in favour of torch.compile/torch.export and says so on every call).
     """
 
@@ -38,6 +38,8 @@ class Script(Transform):
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             scripted = torch.jit.script(gm)
-        ctx.facts.update({"module": f"{type(scripted).__module__}.{type(scripted).__qualname__}",
-                          "warnings": len(caught)})
+        ctx.facts["warnings"] = len(caught)
         return scripted
+
+    def returned_facts(self, given: GraphModule, returned: Any) -> dict[str, Any]:
+        return {"module": f"{type(returned).__module__}.{type(returned).__qualname__}"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import re
 from typing import Any, ClassVar
 
@@ -13,7 +14,19 @@ from torch.fx.passes.split_module import split_module
 
 from fxflow.stages import GraphProperty, StageFacts
 from fxflow.transforms.base import StageContext, Transform
+from fxflow.transforms.submodules import (
+    called_submodules,
+    compute_nodes,
+    graph_node_names,
+    has_attribute,
+    original_name,
+    tag_original_names,
+)
 from fxflow.transforms.split_policies import SplitPolicy
+
+# Key of the qualname map (new -> original qualified name of every attribute moved into a
+# submodule) that torch's split_module gives beside the module, kept in the split module's meta.
+QUALNAME_MAP = "fxflow.split.qualname_map"
 
 
 class SplitFacts(StageFacts):
@@ -48,11 +61,12 @@ class SplitModule(Transform):
     `partition_affix`). `mark_meta` sets `node.meta[key] = value` on every node but the output
     before splitting, to show that node meta reaches the submodules.
 
-    Facts: `assignment` (compute node -> partition), `submodules` (names in call order),
-    `node_counts` and `nodes` per submodule, `qualname_map` (new -> original qualified name of
-    every attribute moved into a submodule) with its sorted `qualname_map_keys`,
+    Facts, read from the returned module: `assignment` (compute node -> partition of the
+    submodule that holds it), `submodules` (names in call order), `node_counts` and `nodes` per
+    submodule, `qualname_map` (new -> original qualified name of every attribute moved into a
+    submodule, carried in the module's meta) with its sorted `qualname_map_keys`,
     `all_graph_modules`, and with `mark_meta` `meta_kept` (every non-output node of every
-    submodule still carries the marks).
+    submodule still carries the marks); `policy` (the policy's class).
     """
 
     facts_model: ClassVar = SplitFacts
@@ -78,9 +92,11 @@ class SplitModule(Transform):
         return value
 
     def apply(self, gm: GraphModule, ctx: StageContext) -> GraphModule:
+        gm = copy.deepcopy(gm)  # the marks below go on a copy; the incoming stage stays as it was
         for node in gm.graph.nodes:
             if node.op != "output":
                 node.meta.update(self.mark_meta)
+        tag_original_names(gm)
         assignment = self.policy.assignment(gm)
         _refuse_cycles(gm, assignment)
         qualname_map: dict[str, str] = {}
@@ -90,24 +106,44 @@ class SplitModule(Transform):
             keep_original_input_name=self.keep_original_input_name, partition_affix=self.partition_affix,
             tuple_return=self.tuple_return,
         )
-        children = dict(split.named_children())
-        called = [n.target for n in split.graph.nodes if n.op == "call_module"]
-        graphs = {name: children[name] for name in called if isinstance(children[name], GraphModule)}
-        ctx.facts.update({
-            "policy": type(self.policy).__name__,
-            "assignment": assignment,
-            "submodules": called,
+        split.meta[QUALNAME_MAP] = dict(qualname_map)  # torch's side output, kept with the module it describes
+        ctx.facts["policy"] = type(self.policy).__name__
+        return split
+
+    def returned_facts(self, given: GraphModule, returned: Any) -> dict[str, Any]:
+        """Read from the returned module: the submodules its graph calls, their nodes, which
+        partition each compute node landed in (by the submodule holding it), and the qualname map
+        it carries, each of whose names it must hold."""
+        prefix = f"submod_{self.partition_affix}_" if self.partition_affix else "submod_"
+        subs = called_submodules(returned, prefix)
+        graphs = {name: sub for name, sub in subs.items() if isinstance(sub, GraphModule)}
+        order = {n.name: i for i, n in enumerate(given.graph.nodes)}
+        landed = [(original_name(node), _partition_id(name, prefix))
+                  for name, sub in graphs.items() for node in compute_nodes(sub)]
+        qualname_map = dict(sorted(getattr(returned, "meta", {}).get(QUALNAME_MAP, {}).items()))
+        missing = [name for name in qualname_map if not has_attribute(returned, name)]
+        if missing:
+            raise ValueError(f"the split module's qualname map names {missing}, which the module does not hold")
+        facts: dict[str, Any] = {
+            "assignment": dict(sorted(landed, key=lambda item: order.get(item[0], len(order)))),
+            "submodules": list(subs),
             "node_counts": {name: len(sub.graph.nodes) for name, sub in graphs.items()},
-            "nodes": {name: [n.name for n in sub.graph.nodes] for name, sub in graphs.items()},
-            "qualname_map": dict(sorted(qualname_map.items())),
+            "nodes": graph_node_names(graphs),
+            "qualname_map": qualname_map,
             "qualname_map_keys": sorted(qualname_map),
-            "all_graph_modules": len(graphs) == len(called),
-        })
+            "all_graph_modules": bool(subs) and len(graphs) == len(subs),
+        }
         if self.mark_meta:
-            ctx.facts["meta_kept"] = all(
+            facts["meta_kept"] = bool(graphs) and all(
                 all(node.meta.get(key) == value for key, value in self.mark_meta.items())
                 for sub in graphs.values() for node in sub.graph.nodes if node.op != "output")
-        return split
+        return facts
+
+
+def _partition_id(submodule: str, prefix: str) -> int | str:
+    """The partition id in a submodule's name (`submod_2` -> 2)."""
+    rest = submodule.removeprefix(prefix)
+    return int(rest) if rest.isdigit() else rest
 
 
 def _refuse_cycles(gm: GraphModule, assignment: dict[str, int]) -> None:
