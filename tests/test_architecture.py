@@ -46,7 +46,7 @@ LAYERS = [
     ("record and reports", ("fxflow.record", "fxflow.reports", "fxflow.run_state")),
     ("plan", ("fxflow.plan",)),
     ("pipeline", ("fxflow.pipeline", "fxflow.compose", "fxflow.recipes")),
-    ("cli", ("fxflow.cli", "fxflow.verbs", "fxflow.__main__")),
+    ("cli", ("fxflow.cli", "fxflow.verbs", "fxflow.__main__", "fxflow.launch")),
 ]
 
 

@@ -7,7 +7,10 @@ The default run directory (conf/config.yaml) is
 made of the time to the microsecond, the recipe name made safe for a path (`fxflow.slug`),
 and a per-process token (`fxflow.run_id`: the process id and random hex), so two runs
 started in the same second, or the same microsecond, get different folders. Both resolvers
-are registered by `register_resolvers()` before Hydra composes the config.
+are registered by `register_resolvers()` before Hydra composes the config. `fxflow.run_id` is
+cached like Hydra's `now`: a sweep folder is resolved once in the launching process, and Hydra
+copies that config's resolver cache into every job's config, so jobs that a launcher runs in
+other processes (joblib, submitit) write under the same folder instead of one per worker.
 
 A run directory given explicitly (`hydra.run.dir=...`) is checked by the `FreshRunDir`
 callback before Hydra writes anything into it: one that already holds a record is refused,
@@ -53,9 +56,10 @@ def run_id() -> str:
 
 
 def register_resolvers() -> None:
-    """`${fxflow.slug:${recipe}}` and `${fxflow.run_id:}` for the run directory template."""
+    """`${fxflow.slug:${recipe}}` and `${fxflow.run_id:}` for the run directory template (run_id cached:
+    a worker process of a launcher reuses the launching process's token instead of making its own)."""
     OmegaConf.register_new_resolver("fxflow.slug", slug, replace=True)
-    OmegaConf.register_new_resolver("fxflow.run_id", run_id, replace=True)
+    OmegaConf.register_new_resolver("fxflow.run_id", run_id, replace=True, use_cache=True)
 
 
 def holds_record(folder: Path) -> bool:
