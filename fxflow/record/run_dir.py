@@ -39,6 +39,7 @@ RECORD_MARKERS = ("summary.json", "sweep_summary.json")
 # What an fxflow record consists of at its top level (stage folders are named in summary.json).
 RECORD_ENTRIES = ("summary.json", "sweep_summary.json", "sweep_summary.md", "config.yaml", "fxflow.log", ".hydra",
                   "graphs", "multirun.yaml")
+JOB_LOG = "fxflow.log"  # hydra.job_logging in conf/config.yaml: ${hydra.job.name}.log
 _RUN_ID: list[str] = []
 
 
@@ -71,8 +72,9 @@ def holds_record(folder: Path) -> bool:
     return any((child / "summary.json").exists() for child in folder.iterdir() if child.is_dir())
 
 
-def remove_record(folder: Path) -> None:
-    """Remove the files of an earlier fxflow record from `folder` (only those, never anything else)."""
+def remove_record(folder: Path, keep: tuple[str, ...] = ()) -> None:
+    """Remove the files of an earlier fxflow record from `folder` (only those, never anything else;
+    not the entries named in `keep`)."""
     for child in [folder, *[c for c in folder.iterdir() if c.is_dir() and (c / "summary.json").exists()]]:
         stages: set[str] = set()
         summary = child / "summary.json"
@@ -83,6 +85,8 @@ def remove_record(folder: Path) -> None:
         except (OSError, ValueError, AttributeError):
             pass
         for name in [*RECORD_ENTRIES, *sorted(stages)]:
+            if name in keep:
+                continue
             if not re.fullmatch(r"[A-Za-z0-9_.-]+", name) or name in (".", ".."):
                 continue
             path = child / name
@@ -95,9 +99,14 @@ def remove_record(folder: Path) -> None:
 
 
 def fresh_job_dir(folder: Path) -> None:
-    """Before a sweep job runs again in its folder, remove the earlier job's record files."""
+    """Before a sweep job runs again in its folder, remove the earlier job's record files. Hydra has
+    already written this job's `.hydra/` and opened its log there: `.hydra` stays, the log is emptied
+    (a removed log would take every line of this run with it)."""
     if (folder / "summary.json").exists():
-        remove_record(folder)
+        remove_record(folder, keep=(".hydra", JOB_LOG))
+        if (folder / JOB_LOG).is_file():
+            with open(folder / JOB_LOG, "r+") as log:
+                log.truncate(0)
 
 
 class FreshRunDir(Callback):
