@@ -105,6 +105,21 @@ def _take_config_dirs(argv: list[str]) -> list[str]:
     return rest
 
 
+def _refuse_unknown_names(argv: list[str]) -> None:
+    """A misspelled verb or option stops here with the closest names (Hydra would say "missing
+    EQUAL", or list every option of the group). Nothing has run, so there is no record; exit 1."""
+    from fxflow.choices import not_a_verb, unknown_choices
+    from fxflow.verbs import VERBS
+
+    if (hint := not_a_verb(argv, VERBS)) is not None:
+        print(f"fxflow: {hint}", file=sys.stderr)
+        sys.exit(1)
+    overrides = [item for item in argv if not item.startswith("-") and ("=" in item or item.startswith("~"))]
+    if messages := unknown_choices(overrides):
+        print("\n".join(f"fxflow: {message}" for message in messages), file=sys.stderr)
+        sys.exit(1)
+
+
 def _exit_code() -> int:
     """A sweep's exit code comes from its jobs' records on disk (they may have run in other processes)."""
     from fxflow.record.sweep import SweepSummary
@@ -127,6 +142,7 @@ def main(argv: list[str] | None = None) -> None:
 
     if is_verb(argv):
         sys.exit(run_verb(argv))
+    _refuse_unknown_names(argv)
     try:
         with signals_interrupt():
             register_resolvers()

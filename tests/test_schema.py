@@ -158,8 +158,7 @@ def test_unknown_transform_key_suggests_the_close_one():
     assert problem.path == "transforms.partition.mod"
     assert "unknown key" in problem.message
     assert "did you mean 'mode'" in problem.message
-    accepted = [a.strip() for a in problem.accepted.split(",")]
-    assert "mode" in accepted and "saturate_host" in accepted and "latency_model" in accepted
+    assert problem.accepted == ""  # the close names, not every field
 
 
 def test_unknown_top_level_key_suggests_the_close_one():
@@ -168,7 +167,7 @@ def test_unknown_top_level_key_suggests_the_close_one():
     problems = problems_of(cfg)
     assert [p.path for p in problems] == ["modle"]
     assert "did you mean 'model'" in problems[0].message
-    assert "tracer" in problems[0].accepted
+    assert "tracer" not in problems[0].render()  # the close name only, not every top-level key
 
 
 def test_unknown_key_in_nested_latency_model_has_full_path():
