@@ -109,3 +109,14 @@ def test_validate_calls_a_recipe_the_machine_cannot_run_valid_and_says_it_would_
     code, out = verb("validate", "partition_latency", "requires.packages=[surely_not_installed_pkg]")
     assert code == 0 and "1 of 1 recipe(s) valid" in out
     assert "would skip the run: package 'surely_not_installed_pkg' is not installed" in " ".join(out.split())
+
+
+def test_show_prints_the_bytes_each_memory_size_means():
+    code, out = verb("show", "partition_latency", "devices=four_of_84kb", "devices.dev_1.mem_bytes=20 KiB",
+                     "devices.dev_2.mem_bytes=20 KB")
+    assert code == 0
+    assert "# devices.dev_0.mem_bytes = 84,000 B (written 84kB)" in out
+    assert "# devices.dev_1.mem_bytes = 20,480 B (written 20 KiB)" in out
+    assert "# devices.dev_2.mem_bytes = 20,000 B (written 20 KB)" in out
+    code, out = verb("show", "partition_latency", "devices.dev_1.mem_bytes=4 mb")
+    assert code == 1 and "lowercase b means bits" in out and "[command line (devices.dev_1.mem_bytes=4 mb)]" in out
