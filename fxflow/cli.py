@@ -148,8 +148,8 @@ def main(argv: list[str] | None = None) -> None:
             register_resolvers()
             from fxflow.verbs.ls import overview_text
 
-            OmegaConf.register_new_resolver("fxflow_overview", lambda: overview_text(), replace=True)  # --help's listing
-            sys.argv = [sys.argv[0], *argv]
+            OmegaConf.register_new_resolver("fxflow_overview", lambda: overview_text(80), replace=True)  # --help's listing
+            sys.argv = ["fxflow", *argv]  # Hydra names the program after argv[0] (--help's shell-completion lines)
             hydra.main(config_path=str(conf_dir()), config_name="config", version_base="1.3")(_task)()
     except Interrupted as exc:
         where = f"; the record at {_RUN_DIRS[-1]} says so" if _RUN_DIRS else ""

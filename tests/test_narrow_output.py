@@ -89,3 +89,20 @@ def test_piped_output_honours_columns(monkeypatch):
     assert make_console(stream=io.StringIO()).width == 72
     monkeypatch.delenv("COLUMNS")
     assert make_console(stream=io.StringIO()).width == 100
+
+
+def test_help_fits_80_columns_and_gives_the_shell_completion_line(capsys, monkeypatch):
+    from hydra.core.global_hydra import GlobalHydra
+
+    from fxflow.cli import main
+
+    monkeypatch.setattr("sys.argv", ["/somewhere/fxflow/__main__.py"])
+    try:
+        main(["--help"])
+    except SystemExit as exc:
+        assert exc.code in (0, None)
+    GlobalHydra.instance().clear()
+    out = capsys.readouterr().out
+    assert "sparse_nn" in out and "fxflow runs" in out.replace("| runs", "fxflow runs")
+    assert [line for line in out.splitlines() if len(line.rstrip()) > 80] == []
+    assert 'eval "$(fxflow -sc install=bash)"' in out
