@@ -28,6 +28,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
+from fxflow import progress
 from fxflow.interrupts import Interrupted, signals_interrupt
 from fxflow.paths import conf_dir, set_config_dirs
 from fxflow.record.run_dir import fresh_job_dir, register_resolvers
@@ -54,8 +55,9 @@ def _task(cfg: DictConfig) -> dict:
     if sweeping:
         fresh_job_dir(run_dir)  # a re-run sweep: this job's earlier record goes, it runs afresh
     try:
-        state = run_job(cfg, run_dir, overrides, config_files(hydra_cfg.runtime.choices, hydra_cfg.runtime.config_sources),
-                        present=print_outcome)
+        with progress.enabled(_progress_console(hydra_cfg)):
+            state = run_job(cfg, run_dir, overrides,
+                            config_files(hydra_cfg.runtime.choices, hydra_cfg.runtime.config_sources), present=print_outcome)
     except RecordError as exc:  # nothing could be recorded: say so, and let a sweep go on
         print(f"fxflow: error: {exc}", file=sys.stderr)
         _STATUSES.append("error")
@@ -67,6 +69,15 @@ def _task(cfg: DictConfig) -> dict:
 
         stop(Path(hydra_cfg.sweep.dir), str(hydra_cfg.job.num))
     return state.summary(run_dir)
+
+
+def _progress_console(hydra_cfg: DictConfig):  # noqa: ANN202 - rich Console or None
+    """Where a run shows the progress of long steps: the terminal, unless jobs run side by side in
+    other processes (each would draw over the others)."""
+    from fxflow.reports.console import make_console
+
+    parallel = hydra_cfg.mode == RunMode.MULTIRUN and not str(hydra_cfg.launcher._target_).endswith("BasicLauncher")
+    return None if parallel or not sys.stdout.isatty() else make_console()
 
 
 def _sweep_job_done(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> dict | None:

@@ -1,4 +1,5 @@
-"""Sweeps on Hydra's joblib launcher: worker processes that are ready when the jobs arrive.
+"""Sweeps on launchers that run jobs in other processes: worker processes that are ready when the
+jobs arrive (joblib), and a line counting finished jobs on a terminal (any such launcher).
 
 The joblib launcher hands each job to a loky worker process, and a fresh worker spends about
 two seconds importing torch, fxflow's pipeline and matplotlib before its first job can run.
@@ -28,6 +29,7 @@ log = logging.getLogger("fxflow")
 
 JOBLIB_LAUNCHER = "JoblibLauncher"
 _WORKER_IMPORTS = ("fxflow.cli", "fxflow.pipeline")
+_SHOWING: list[tuple[threading.Thread, threading.Event]] = []  # the sweep progress line's thread, while shown
 
 
 class WarmWorkers(Callback):
@@ -80,3 +82,59 @@ def _import_picture_library() -> None:
         import matplotlib.pyplot  # noqa: F401
     except ImportError:
         pass
+
+
+class SweepProgress(Callback):
+    """On a terminal, while a launcher runs jobs in other processes (whose own lines say little),
+    a line counting the jobs that have left a finished record in the sweep folder."""
+
+    POLL_SECONDS = 0.5
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        import sys
+        from pathlib import Path
+
+        from fxflow.record.sweep import expected_jobs
+
+        launcher = str(OmegaConf.select(config, "hydra.launcher._target_", default=""))
+        if launcher.endswith("BasicLauncher") or not sys.stdout.isatty():
+            return  # the basic launcher's jobs print their own outcome as they end
+        jobs = expected_jobs(config)
+        folder = Path(str(config.hydra.sweep.dir))
+        stop = threading.Event()
+        thread = threading.Thread(target=self._show, args=(folder, len(jobs) if jobs else None, stop),
+                                  name="fxflow-sweep-progress", daemon=True)
+        _SHOWING[:] = [(thread, stop)]  # not on self: the launcher pickles its callbacks to the workers
+        thread.start()
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        for thread, stop in _SHOWING:
+            stop.set()
+            thread.join()
+        _SHOWING.clear()
+
+    def _show(self, folder: Any, total: int | None, stop: threading.Event) -> None:
+        import json
+        import time
+
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        from fxflow.reports.console import make_console
+
+        started = time.time()
+
+        def finished() -> int:
+            count = 0
+            for path in folder.glob("*/summary.json"):
+                try:
+                    if path.stat().st_mtime >= started and json.loads(path.read_text()).get("status") != "running":
+                        count += 1
+                except (OSError, ValueError):
+                    continue
+            return count
+
+        with Progress(TextColumn("sweep"), BarColumn(), MofNCompleteColumn(), TextColumn("jobs"), TimeElapsedColumn(),
+                      console=make_console(), transient=True) as progress:
+            task = progress.add_task("sweep", total=total)
+            while not stop.wait(self.POLL_SECONDS):
+                progress.update(task, completed=finished())
