@@ -43,7 +43,8 @@ def run_on_terminal(argv: list[str], cwd, columns: int = 80, timeout: float = 30
     os.close(leader)
     code = proc.wait(timeout=max(1.0, deadline - time.monotonic()))
     text = b"".join(chunks).decode("utf-8", "replace")
-    return code, re.sub(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07|\r", "", text)  # colours, cursor moves
+    text = re.sub(r"\r|\x1b\[[0-9;?]*[AK]", "\n", text)  # a progress line redrawn: each drawing on a line
+    return code, re.sub(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07", "", text)  # colours, cursor moves
 
 
 def test_readme_sweep_at_80_columns_shows_swept_values_and_node_names_whole(tmp_path):

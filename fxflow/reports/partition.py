@@ -56,16 +56,19 @@ def terminal_table(stage: str, facts: dict[str, Any]) -> Table:
     table = Table(title=f"{stage}: partitions", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
     table.add_column("#", justify="right", no_wrap=True)
     table.add_column("devices", no_wrap=True)
-    table.add_column("memory used / budget", justify="right", max_width=9)
-    if with_latency:
-        table.add_column("latency mem / comp / all", justify="right", max_width=10)
+    table.add_column("memory used / budget", no_wrap=True, justify="right")
+    latencies = [" / ".join(f"{v:.3g}" for v in p["latency"]) if p.get("latency") else "" for p in facts["partitions"]]
+    if with_latency:  # short figures on one line; seconds (1.23e-05 / ...) one per line, so names keep room
+        wide = max(map(len, latencies)) > _LATENCY_WIDTH
+        table.add_column("latency mem / comp / all", justify="right", no_wrap=not wide,
+                         max_width=10 if wide else None)
     names = [n for p in facts["partitions"] for n in p["compute_nodes"][:_SHOWN]]
     table.add_column("compute nodes", min_width=min(max(map(len, names), default=5) + 1, 32), ratio=1)
-    for p in facts["partitions"]:
+    for p, latency in zip(facts["partitions"], latencies):
         budget = min((budgets[d] for d in p["devices"]), default=0)
         row = [str(p["id"]), "\n".join(p["devices"]) or "-", f"{human_bytes(p['used_mem_bytes'])} / {human_bytes(budget)}"]
         if with_latency:
-            row.append(" / ".join(f"{v:.3g}" for v in p["latency"]) if p.get("latency") else "")
+            row.append(latency)
         row.append(f"{len(p['compute_nodes'])}: {_names(p['compute_nodes'])}")
         table.add_row(*(Text(cell) for cell in row))  # device and node names come from config: never markup
     return table
@@ -89,6 +92,7 @@ def _rows(facts: dict[str, Any]) -> list[list[Any]]:
 
 
 _SHOWN = 6  # node names listed per partition; the count says how many there are
+_LATENCY_WIDTH = 16  # latency cells up to this long stay on one line
 
 
 def _names(names: list[str], limit: int = _SHOWN) -> str:
