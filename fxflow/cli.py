@@ -118,7 +118,7 @@ def _take_config_dirs(argv: list[str]) -> list[str]:
 
 def _refuse_unknown_names(argv: list[str]) -> None:
     """A misspelled verb or option stops here with the closest names (Hydra would say "missing
-    EQUAL", or list every option of the group). Nothing has run, so there is no record; exit 1."""
+    EQUAL", or list every option of the group); exit 1. A run refused so leaves its `error` record."""
     from fxflow.choices import not_a_verb, unknown_choices
     from fxflow.verbs import VERBS
 
@@ -128,6 +128,11 @@ def _refuse_unknown_names(argv: list[str]) -> None:
     overrides = [item for item in argv if not item.startswith("-") and ("=" in item or item.startswith("~"))]
     if messages := unknown_choices(overrides):
         print("\n".join(f"fxflow: {message}" for message in messages), file=sys.stderr)
+        if not any(item.startswith("-") for item in argv):  # a run (not a sweep, --cfg or --help): its record says so
+            from fxflow.record.refused import record_refused_run
+
+            if (folder := record_refused_run(overrides, "; ".join(messages))) is not None:
+                print(f"fxflow: the record at {folder} says so (status error)", file=sys.stderr)
         sys.exit(1)
 
 

@@ -37,7 +37,7 @@ def test_a_mistyped_recipe_names_the_close_one_without_traceback(cli):
     out = proc.stdout + proc.stderr
     assert proc.returncode == 1
     assert "recipe=sparse_nnn: no recipe 'sparse_nnn' (did you mean 'sparse_nn'" in out and "Traceback" not in out
-    assert summary is None  # refused before anything ran (README: Bad input)
+    assert summary["status"] == "error" and summary["error"]["stage"] == "compose"  # README: Bad input
 
 
 def test_cfg_job_prints_composed_config(tmp_path):

@@ -4,6 +4,7 @@ recipe, a group option (in a sweep too), a key, a choice among fixed values."""
 from __future__ import annotations
 
 import io
+import json
 
 import pytest
 from rich.console import Console
@@ -41,13 +42,19 @@ def test_a_mistyped_verb_is_named_as_one(capsys):
 
 def test_a_mistyped_recipe_or_option_gets_the_closest_names_not_the_listing(capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    code, out = entry_point(capsys, "recipe=sparse_nnn")
-    assert code == 1 and "no recipe 'sparse_nnn' (did you mean 'sparse_nn'" in out
-    assert "partition_latency" not in out and "search path" not in out.lower()  # not Hydra's whole listing
     code, out = entry_point(capsys, "-m", "recipe=partition_latency", "devices=two_gpu,tow_gpu")
     assert code == 1 and "devices has no option 'tow_gpu' (did you mean 'two_gpu'" in out
     assert "four_of_1200b" not in out
-    assert not (tmp_path / "outputs").exists()  # refused before anything ran, as the README says
+    assert not (tmp_path / "outputs").exists()  # a sweep refused before any job started: no folder
+    code, out = entry_point(capsys, "recipe=sparse_nnn", "seed=3")
+    assert code == 1 and "no recipe 'sparse_nnn' (did you mean 'sparse_nn'" in out
+    assert "partition_latency" not in out and "search path" not in out.lower()  # not Hydra's whole listing
+    [summary] = (tmp_path / "outputs").glob("*/*-sparse_nnn-*/summary.json")  # the run's folder, as named
+    record = json.loads(summary.read_text())
+    assert (record["status"], record["recipe"], record["overrides"]) == ("error", "sparse_nnn", ["recipe=sparse_nnn", "seed=3"])
+    assert record["error"]["stage"] == "compose" and "did you mean 'sparse_nn'" in record["error"]["message"]
+    code, out = entry_point(capsys, "devices=tow_gpu")
+    assert code == 1 and "the record at outputs/" in out and "-sparse_nn-" in out  # the default recipe's folder
 
 
 def test_validate_blames_an_override_for_an_unknown_key_and_names_the_close_one():
