@@ -189,9 +189,13 @@ def print_table(rows: list[dict[str, Any]], paths: dict[str, Path], console: Con
         console = console if console.width <= 100 else make_console(width=100)
     columns = metric_columns(rows)
     varying, common = split_overrides(rows)
+    if len(rows) == 1:  # one job: its overrides go in the title, as a sweep's shared ones do
+        varying, common = [[]], varying[0]
     swept = swept_values(varying)
-    table = Table(title=f"sweep: {len(rows)} jobs" + (f"; all with {' '.join(common)}" if common else ""),
-                  title_justify="left", show_edge=False, pad_edge=False)
+    # the heading above the table, not its title: a title is only as wide as a narrow table
+    console.print(f"sweep: {len(rows)} job{'s' if len(rows) != 1 else ''}" +
+                  (f"; all with {escape(' '.join(common))}" if common else ""), highlight=False)
+    table = Table(show_edge=False, pad_edge=False)
     table.add_column("#", justify="right", no_wrap=True)
     for header, values in swept.items():  # a swept value is never cut: its column is as wide as the widest
         table.add_column(escape(header), no_wrap=True, min_width=max(map(len, values), default=1))
