@@ -267,16 +267,19 @@ def main() -> None:
     sizes = args.sizes or (FULL_SIZES if args.full else DEFAULT_SIZES)
     args.cap = args.cap or (120.0 if args.full else 10.0)
     rows = []
-    for family in args.families:
-        for nodes in sizes:
-            if nodes > LARGEST.get(family, nodes):
-                continue
-            started = time.perf_counter()
-            rows.append(run_case(family, nodes, args))
-            print(f"[{family} {rows[-1]['nodes']} nodes: {time.perf_counter() - started:.1f} s]", file=sys.stderr, flush=True)
+    cases = [(family, nodes) for family in args.families for nodes in sizes if nodes <= LARGEST.get(family, nodes)]
+    print(f"[{len(cases)} cases; each torch mode stops after {args.cap:g} s, the MILP after {args.milp_limit:g} s: "
+          f"{'tens of minutes' if args.full else 'a few minutes'}; one line per case as it ends]", file=sys.stderr, flush=True)
+    begun = time.perf_counter()
+    for number, (family, nodes) in enumerate(cases, 1):
+        started = time.perf_counter()
+        rows.append(run_case(family, nodes, args))
+        print(f"[{number}/{len(cases)} {family} {rows[-1]['nodes']} nodes: {time.perf_counter() - started:.1f} s]",
+              file=sys.stderr, flush=True)
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1, default=str))
     print(tables(rows))
+    print(f"[benchmark took {time.perf_counter() - begun:.0f} s]", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -34,6 +34,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from fxflow.config.trust import working_folder_off_path
+from fxflow import progress
 from fxflow.interrupts import Interrupted, signals_interrupt
 from fxflow.paths import conf_dir, set_config_dirs
 from fxflow.record.run_dir import fresh_job_dir, register_resolvers
@@ -61,7 +62,8 @@ def _task(cfg: DictConfig) -> dict:
     if sweeping:
         fresh_job_dir(run_dir, hydra_cfg)  # a re-run sweep: this job's earlier record goes, it runs afresh
     try:
-        with signals_interrupt():  # also in a launcher's worker process: a signal ends the job `interrupted`
+        with signals_interrupt(), progress.enabled(_progress_console(hydra_cfg)):
+            # signals also in a launcher's worker process: a signal ends the job `interrupted`
             state = run_job(cfg, run_dir, overrides,
                             config_files(hydra_cfg.runtime.choices, hydra_cfg.runtime.config_sources),
                             present=print_outcome, hydra_overrides=hydra_overrides)
@@ -76,6 +78,15 @@ def _task(cfg: DictConfig) -> dict:
 
         stop(Path(hydra_cfg.sweep.dir), str(hydra_cfg.job.num))
     return state.summary(run_dir)
+
+
+def _progress_console(hydra_cfg: DictConfig):  # noqa: ANN202 - rich Console or None
+    """Where a run shows the progress of long steps: the terminal, unless jobs run side by side in
+    other processes (each would draw over the others)."""
+    from fxflow.reports.console import make_console
+
+    parallel = hydra_cfg.mode == RunMode.MULTIRUN and not str(hydra_cfg.launcher._target_).endswith("BasicLauncher")
+    return None if parallel or not sys.stdout.isatty() else make_console()
 
 
 def _sweep_job_done(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> dict | None:
@@ -119,6 +130,26 @@ def _take_config_dirs(argv: list[str]) -> list[str]:
         sys.exit(f"fxflow: config folder {missing[0]} not found (--config-dir)")
     set_config_dirs(dirs)
     return rest
+
+
+def _refuse_unknown_names(argv: list[str]) -> None:
+    """A misspelled verb or option stops here with the closest names (Hydra would say "missing
+    EQUAL", or list every option of the group); exit 1. A run refused so leaves its `error` record."""
+    from fxflow.choices import not_a_verb, unknown_choices
+    from fxflow.verbs import VERBS
+
+    if (hint := not_a_verb(argv, VERBS)) is not None:
+        print(f"fxflow: {hint}", file=sys.stderr)
+        sys.exit(1)
+    overrides = [item for item in argv if not item.startswith("-") and ("=" in item or item.startswith("~"))]
+    if messages := unknown_choices(overrides):
+        print("\n".join(f"fxflow: {message}" for message in messages), file=sys.stderr)
+        if not any(item.startswith("-") for item in argv):  # a run (not a sweep, --cfg or --help): its record says so
+            from fxflow.record.refused import record_refused_run
+
+            if (folder := record_refused_run(overrides, "; ".join(messages))) is not None:
+                print(f"fxflow: the record at {folder} says so (status error)", file=sys.stderr)
+        sys.exit(1)
 
 
 def _exit_code() -> int:
@@ -195,6 +226,7 @@ def _main(argv: list[str]) -> None:
         if argv[0] in ("show", "validate"):
             _announce_trust(names_only=True)
         sys.exit(run_verb(argv))
+    _refuse_unknown_names(argv)
     refusal = _launch_refusal(argv)
     if refusal is not None:
         print(f"fxflow: error: {refusal}", file=sys.stderr)
@@ -205,8 +237,8 @@ def _main(argv: list[str]) -> None:
             register_resolvers()
             from fxflow.verbs.ls import overview_text
 
-            OmegaConf.register_new_resolver("fxflow_overview", lambda: overview_text(), replace=True)  # --help's listing
-            sys.argv = [sys.argv[0], *argv]
+            OmegaConf.register_new_resolver("fxflow_overview", lambda: overview_text(80), replace=True)  # --help's listing
+            sys.argv = ["fxflow", *argv]  # Hydra names the program after argv[0] (--help's shell-completion lines)
             hydra.main(config_path=str(conf_dir()), config_name="config", version_base="1.3")(_task)()
     except Interrupted as exc:
         _settle_sweep("interrupted", f"the sweep was interrupted by {exc.name}")

@@ -16,6 +16,7 @@ from typing import Any, Iterator
 import torch
 
 import fxflow
+from fxflow import progress
 from fxflow.checks.result import Check
 from fxflow.facts import flatten
 
@@ -65,7 +66,8 @@ class RunState:
         log.info("step %s: started", name)
         start = time.perf_counter()
         try:
-            yield
+            with progress.stage(name):  # a line on a terminal when the step lasts (fxflow.progress)
+                yield
         finally:
             self.timings[name] = round(time.perf_counter() - start, 6)
         log.info("step %s: done in %.3f s", name, self.timings[name])

@@ -69,8 +69,8 @@ LAYERS = [
                     "fxflow.partitioning", "fxflow.transforms", "fxflow.checks", "fxflow.paths")),
     ("record and reports", ("fxflow.record", "fxflow.reports", "fxflow.run_state")),
     ("plan", ("fxflow.plan",)),
-    ("pipeline", ("fxflow.pipeline", "fxflow.settlement", "fxflow.compose", "fxflow.recipes")),
-    ("cli", ("fxflow.cli", "fxflow.verbs", "fxflow.__main__")),
+    ("pipeline", ("fxflow.pipeline", "fxflow.settlement", "fxflow.compose", "fxflow.recipes", "fxflow.choices")),
+    ("cli", ("fxflow.cli", "fxflow.verbs", "fxflow.__main__", "fxflow.launch")),
 ]
 
 

@@ -32,12 +32,12 @@ def test_error_exits_nonzero_with_one_message_and_no_traceback(cli):
     assert "transforms.partition.mode" in out and "Traceback" not in out
 
 
-def test_hydra_level_error_names_the_option_without_traceback(cli):
+def test_a_mistyped_recipe_names_the_close_one_without_traceback(cli):
     proc, summary = cli("recipe=sparse_nnn")
     out = proc.stdout + proc.stderr
-    assert proc.returncode != 0
-    assert "recipe/sparse_nnn" in out and "Traceback" not in out
-    assert summary is None
+    assert proc.returncode == 1
+    assert "recipe=sparse_nnn: no recipe 'sparse_nnn' (did you mean 'sparse_nn'" in out and "Traceback" not in out
+    assert summary["status"] == "error" and summary["error"]["stage"] == "compose"  # README: Bad input
 
 
 def test_cfg_job_prints_composed_config(tmp_path):
@@ -50,29 +50,33 @@ def test_cfg_job_prints_composed_config(tmp_path):
     assert not (tmp_path / "outputs").exists()
 
 
-def test_readme_sweep_with_joblib_leaves_one_summary_that_a_rerun_skips(tmp_path, monkeypatch):
-    """The README's sweep through fxflow's entry point with joblib's worker processes (started from
-    this process, so only the workers pay Python's start-up), then the identical sweep again."""
+@pytest.mark.parametrize("launcher", ["joblib", "submitit_local"])
+def test_readme_sweep_on_each_launcher_leaves_one_folder_that_a_rerun_skips(launcher, tmp_path, monkeypatch):
+    """The README's sweep as written (no hydra.sweep.dir) through fxflow's entry point with a launcher
+    that runs jobs in other processes (started from this process, so only the workers pay Python's
+    start-up): every job writes into the one sweep folder the launching process chose. Then the
+    identical sweep into that folder again: every job passed earlier, so none runs."""
     from hydra.core.global_hydra import GlobalHydra
     from test_readme import sweep_command
 
     from fxflow.cli import main
 
-    sweep = tmp_path / "sweep"
     monkeypatch.chdir(tmp_path)
-    # one joblib worker process: the launcher's path, at the cost of one Python start-up
-    argv = [*sweep_command(), "report.pictures=false", "hydra/launcher=joblib", "hydra.launcher.n_jobs=1",
-            f"hydra.sweep.dir={sweep}"]
+    # joblib: one worker process, the launcher's path at the cost of one Python start-up
+    launch = [f"hydra/launcher={launcher}", *(["hydra.launcher.n_jobs=1"] if launcher == "joblib" else [])]
+    argv = [*sweep_command(), "report.pictures=false", *launch]
 
-    def run() -> int:
+    def run(*extra: str) -> int:
         GlobalHydra.instance().clear()
         with pytest.raises(SystemExit) as exit_info:
-            main(list(argv))
+            main([*argv, *extra])
         GlobalHydra.instance().clear()
         return exit_info.value.code
 
     assert run() == 0
-    assert not (tmp_path / "outputs").exists()  # the one sweep folder is the one named
+    folders = [p for p in (tmp_path / "outputs" / "multirun").glob("*/*") if p.is_dir()]
+    assert len(folders) == 1, folders  # no worker made a folder of its own
+    sweep = folders[0]
     rows = json.loads((sweep / "sweep_summary.json").read_text())["jobs"]
     assert len(rows) == 4 and (sweep / "sweep_summary.csv").is_file() and (sweep / "sweep_summary.png").is_file()
     for row in rows:
@@ -82,6 +86,7 @@ def test_readme_sweep_with_joblib_leaves_one_summary_that_a_rerun_skips(tmp_path
         assert summary["run_dir"] == str(sweep / str(row["job"]))
     figures = {(r["metrics"]["partition.num_partitions"], r["metrics"]["partition.critical_path_latency"]) for r in rows}
     assert len(figures) == 4  # device count and mode change the partition count and the critical path
-    assert run() == 0
-    rows = json.loads((sweep / "sweep_summary.json").read_text())["jobs"]
-    assert all(row["earlier"] and row["status"] == "passed" for row in rows)
+    if launcher == "joblib":
+        assert run(f"hydra.sweep.dir={sweep}") == 0
+        rows = json.loads((sweep / "sweep_summary.json").read_text())["jobs"]
+        assert all(row["earlier"] and row["status"] == "passed" for row in rows)

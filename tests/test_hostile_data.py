@@ -309,7 +309,7 @@ def test_the_sweep_summary_and_diff_show_abandoned(tmp_path):
 
     out = io.StringIO()
     assert run_verb(["diff", str(tmp_path / "sweep" / "0"), str(tmp_path / "b")], Console(file=out, width=200)) == 0
-    assert "[abandoned]" in out.getvalue() and "[running]" in out.getvalue()
+    assert "(abandoned)" in out.getvalue() and "(running)" in out.getvalue()
 
 
 def test_settling_an_unfinished_sweep_marks_dead_jobs_and_leaves_live_ones(tmp_path):

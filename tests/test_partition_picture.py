@@ -81,7 +81,7 @@ def test_partition_table_fits_80_columns_without_breaking_names():
     facts["partitions"][0]["latency"] = [16.0, 32.0, 32.0]
     out = io.StringIO()
     Console(file=out, width=80).print(terminal_table("partition", facts))
-    assert "16/32/32" in out.getvalue()
+    assert "16 / 32 / 32" in out.getvalue()
 
 
 def test_checks_read_as_words():

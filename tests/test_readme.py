@@ -117,3 +117,39 @@ def test_walkthrough_errors_cite_the_users_files(tmp_path, monkeypatch):
     assert "fxflow_conf/model/tiny_mlp.yaml" in message and "fxflow_conf/recipes/tiny_split.yaml" in message
     cited = message.split("(files: ", 1)[1].split(")", 1)[0].split(", ")
     assert cited and all(Path(f).is_file() for f in cited), cited  # every file named is one that was read
+
+
+def readme_commands() -> list[list[str]]:
+    """Every `python -m fxflow` / `fxflow` command in the README's bash blocks, as argv (continuation
+    lines joined; a path the reader fills in, `outputs/DATE/...`, left out; the walk-through's, which
+    need its files, are run by test_walkthrough_from_own_module_to_checked_run)."""
+    own = README.split("## Your own configs and model", 1)[1].split("\n## ", 1)[0]
+    commands = []
+    for block in re.findall(r"```bash\n(.*?)```", README.replace(own, ""), flags=re.S):
+        for line in block.replace("\\\n", " ").splitlines():
+            words = shlex.split(line, comments=True)
+            if words[:3] == ["python", "-m", "fxflow"] and "DATE" not in line:
+                commands.append(words[3:])
+            elif words[:1] == ["fxflow"]:
+                commands.append(words[1:])
+    return commands
+
+
+def test_every_readme_command_names_real_configs_and_composes_valid():
+    """Each command's recipe, options and keys exist and validate, every value of a sweep included
+    (the runs themselves: the everyday block above, the sweep with each launcher in test_cli_process)."""
+    from fxflow.choices import unknown_choices
+    from fxflow.verbs.validate import check_recipe
+
+    commands = readme_commands()
+    assert len(commands) >= 20
+    for argv in commands:
+        if not argv or is_verb(argv):
+            continue
+        overrides = [a for a in argv if ("=" in a or a.startswith("~")) and not a.startswith("-")]
+        assert unknown_choices(overrides) == [], argv
+        recipe = next((o.split("=", 1)[1].split(",")[0] for o in overrides if o.startswith("recipe=")), "sparse_nn")
+        first = [o.split("=", 1)[0] + "=" + o.split("=", 1)[1].split(",")[0] if "," in o and "[" not in o else o
+                 for o in overrides if not o.startswith("recipe=")]
+        verdict = check_recipe(recipe, first)
+        assert verdict.valid, (argv, verdict.problems)

@@ -114,7 +114,8 @@ def test_reference_target_is_resolved():
 
 @pytest.mark.parametrize(
     "given, expected",
-    [("33MB", 33_000_000), ("32MiB", 33_554_432), (1000, 1000), (33_000_000, 33_000_000), ("1.5GB", 1_500_000_000)],
+    [("33MB", 33_000_000), ("32MiB", 33_554_432), (1000, 1000), (33_000_000, 33_000_000), ("1.5GB", 1_500_000_000),
+     ("20 KB", 20_000), ("20kB", 20_000), ("20 KiB", 20_480), ("1.5KiB", 1536), ("33000000", 33_000_000), ("4 B", 4)],
 )
 def test_memory_sizes_are_parsed(given, expected):
     cfg = minimal()
@@ -128,7 +129,7 @@ def test_memory_plain_int_is_kept_as_int():
     assert type(spec.mem_bytes) is int
 
 
-@pytest.mark.parametrize("bad", ["33XB", -5, 0, "abc", True])
+@pytest.mark.parametrize("bad", ["33XB", -5, 0, "abc", True, "4 Kb", "4 mb", "4b", "2 kib", "0.5B", 1.5])
 def test_bad_memory_is_a_problem_at_its_path(bad):
     cfg = minimal()
     cfg["devices"]["dev_0"]["mem_bytes"] = bad
@@ -137,6 +138,14 @@ def test_bad_memory_is_a_problem_at_its_path(bad):
     assert problems[0].value == bad
     assert "33MB" in problems[0].message  # names the accepted forms
     assert "devices.dev_0.mem_bytes" in problems[0].render()
+
+
+@pytest.mark.parametrize("bits, meant", [("4 Kb", "4kB"), ("4 mb", "4MB"), ("16Gb", "16GB")])
+def test_a_lowercase_b_is_bits_and_is_refused_with_the_byte_unit_meant(bits, meant):
+    cfg = minimal()
+    cfg["devices"]["dev_0"]["mem_bytes"] = bits
+    message = problems_of(cfg)[0].message
+    assert "lowercase b means bits" in message and f"did you mean {meant}?" in message
 
 
 def test_negative_and_zero_memory_say_must_be_positive():
@@ -158,8 +167,7 @@ def test_unknown_transform_key_suggests_the_close_one():
     assert problem.path == "transforms.partition.mod"
     assert "unknown key" in problem.message
     assert "did you mean 'mode'" in problem.message
-    accepted = [a.strip() for a in problem.accepted.split(",")]
-    assert "mode" in accepted and "saturate_host" in accepted and "latency_model" in accepted
+    assert problem.accepted == ""  # the close names, not every field
 
 
 def test_unknown_top_level_key_suggests_the_close_one():
@@ -168,7 +176,7 @@ def test_unknown_top_level_key_suggests_the_close_one():
     problems = problems_of(cfg)
     assert [p.path for p in problems] == ["modle"]
     assert "did you mean 'model'" in problems[0].message
-    assert "tracer" in problems[0].accepted
+    assert "tracer" not in problems[0].render()  # the close name only, not every top-level key
 
 
 def test_unknown_key_in_nested_latency_model_has_full_path():

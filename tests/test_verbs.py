@@ -109,3 +109,38 @@ def test_validate_calls_a_recipe_the_machine_cannot_run_valid_and_says_it_would_
     code, out = verb("validate", "partition_latency", "requires.packages=[surely_not_installed_pkg]")
     assert code == 0 and "1 of 1 recipe(s) valid" in out
     assert "would skip the run: package 'surely_not_installed_pkg' is not installed" in " ".join(out.split())
+
+
+def test_show_prints_the_bytes_each_memory_size_means():
+    code, out = verb("show", "partition_latency", "devices=four_of_84kb", "devices.dev_1.mem_bytes=20 KiB",
+                     "devices.dev_2.mem_bytes=20 KB")
+    assert code == 0
+    assert "# devices.dev_0.mem_bytes = 84,000 B (written 84kB)" in out
+    assert "# devices.dev_1.mem_bytes = 20,480 B (written 20 KiB)" in out
+    assert "# devices.dev_2.mem_bytes = 20,000 B (written 20 KB)" in out
+    code, out = verb("show", "partition_latency", "devices.dev_1.mem_bytes=4 mb")
+    assert code == 1 and "lowercase b means bits" in out and "[command line (devices.dev_1.mem_bytes=4 mb)]" in out
+
+
+def test_runs_lists_the_latest_records_newest_first_with_status(tmp_path):
+    import json
+    import os
+
+    def record(folder, summary, when):
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / ("sweep_summary.json" if "counts" in summary else "summary.json")
+        path.write_text(json.dumps(summary))
+        os.utime(path, (when, when))
+
+    outputs = tmp_path / "outputs"
+    record(outputs / "2026-01-01" / "10-00-00-sparse_nn-1", {"recipe": "sparse_nn", "status": "passed"}, 1000)
+    record(outputs / "2026-01-01" / "11-00-00-split-2", {"recipe": "split", "status": "failed"}, 3000)
+    sweep = outputs / "multirun" / "2026-01-01" / "10-30-00-3"
+    record(sweep / "0", {"recipe": "partition_latency", "status": "passed"}, 1900)
+    record(sweep, {"counts": {"passed": 1, "not_run": 1}}, 2000)
+    code, out = verb("runs", "--outputs", str(outputs), "-n", "2")
+    lines = out.splitlines()
+    assert code == 0 and len(lines) == 5  # a heading, then two lines per record
+    assert "failed  split" in lines[1] and lines[2].strip().endswith("11-00-00-split-2")
+    assert "not_run (1 passed, 1 not_run)  sweep: partition_latency" in lines[3]
+    assert verb("runs", "--outputs", str(tmp_path / "none"))[1].startswith("no run records")

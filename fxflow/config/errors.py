@@ -59,9 +59,26 @@ def join_path(*parts: Any) -> str:
     return ".".join(str(p) for p in parts if p not in ("", None))
 
 
-def did_you_mean(word: str, options: Iterable[str]) -> str:
-    close = difflib.get_close_matches(word, list(options), n=1)
-    return f" (did you mean '{close[0]}'?)" if close else ""
+def closest(word: str, options: Iterable[str], n: int = 3) -> list[str]:
+    """The few names most like `word` (difflib's ratio, best first): what a typo most likely meant."""
+    return difflib.get_close_matches(str(word), [str(o) for o in options], n=n)
+
+
+def did_you_mean(word: str, options: Iterable[str], n: int = 3) -> str:
+    """` (did you mean 'mode'?)`, or with several close names ` (did you mean 'a', 'b' or 'c'?)`; ''
+    when nothing is close. A typo gets the few names it was near, not the whole list."""
+    close = [f"'{name}'" for name in closest(word, options, n)]
+    if not close:
+        return ""
+    listed = close[0] if len(close) == 1 else ", ".join(close[:-1]) + " or " + close[-1]
+    return f" (did you mean {listed}?)"
+
+
+def choice_hint(value: Any, expected: str) -> str:
+    """For pydantic's `Input should be 'a', 'b' or 'c'`: the closest of the quoted names."""
+    import re
+
+    return did_you_mean(str(value), re.findall(r"'([^']*)'", expected)) if isinstance(value, str) else ""
 
 
 def problems_from_validation(
@@ -80,14 +97,20 @@ def problems_from_validation(
         if kind == "extra_forbidden":
             fields = _fields_at(model, loc[:-1]) if model else []
             hint = did_you_mean(loc[-1], fields)
-            problems.append(
-                ConfigProblem(path, f"unknown key{hint}", None, ", ".join(fields) if fields else "")
-            )
+            # the whole list only when nothing is close and it is short enough to read
+            listed = ", ".join(fields) if fields and not hint and len(fields) <= _LISTED else ""
+            problems.append(ConfigProblem(path, f"unknown key{hint}", None, listed))
         elif kind == "missing":
             problems.append(ConfigProblem(path, "is required but missing"))
+        elif kind == "literal_error":
+            expected = str((item.get("ctx") or {}).get("expected", ""))
+            problems.append(ConfigProblem(path, item["msg"] + choice_hint(value, expected), value))
         else:
             problems.append(ConfigProblem(path, item["msg"], value))
     return problems
+
+
+_LISTED = 12  # names listed in full when none is close to what was written
 
 
 def _fields_at(model: type[BaseModel], loc: list[str]) -> list[str]:

@@ -16,12 +16,10 @@ from pydantic import (
     AfterValidator,
     BaseModel,
     BeforeValidator,
-    ByteSize,
     ConfigDict,
     Field,
     FiniteFloat,
     NonNegativeInt,
-    TypeAdapter,
     field_validator,
     model_validator,
 )
@@ -36,30 +34,60 @@ _ITEM_BYTES = {"float32": 4, "float64": 8, "float16": 2, "bfloat16": 2, "int64":
 _INT_RANGE = {"int64": (-2**63, 2**63 - 1), "int32": (-2**31, 2**31 - 1), "int16": (-2**15, 2**15 - 1),
               "int8": (-128, 127), "uint8": (0, 255), "bool": (0, 1)}
 DISTRIBUTIONS = ("rand", "randn", "randint", "zeros", "ones")
-_BYTES = TypeAdapter(ByteSize)
 MEMORY_CEILING = 2**50  # 1 PiB: no device budget is larger; a bigger figure is a typo (or an overflow)
 INPUT_CEILING = 2**30  # 1 GiB per example input: larger inputs do not belong in a graph experiment
 TOLERANCE_CEILING = 0.1  # looser than this, a changed computation passes as equivalent
 FRESH_INPUTS_CEILING = 64
 SEED_CEILING = 2**32 - 1
-MEMORY_FORMS = "a positive number of bytes (33000000) or a size with a unit (33MB, 32MiB, 1.5GB), at most 1 PiB"
+MEMORY_FORMS = ("a positive number of bytes (33000000) or a size with a byte unit (33MB = 33,000,000 B, "
+                "32MiB = 33,554,432 B, 1.5GB), at most 1 PiB")
 DEVICE_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"
 PositiveFinite = Annotated[FiniteFloat, Field(gt=0)]
 
 
+# Byte units exactly as written: decimal kB/KB (1000), MB, GB, TB, PB and binary KiB (1024), MiB, ...
+# Case matters: a lowercase `b` means bits (`4 Kb`, `4 mb` are refused, never read as bytes).
+MEMORY_UNITS = {"B": 1, "kB": 10**3, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12, "PB": 10**15,
+                "KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40, "PiB": 2**50}
+_MEMORY_TEXT = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*")
+
+
 def _parse_memory(value: Any) -> int:
-    """Accept plain bytes as torch's tests write them and human units; reject everything else clearly."""
-    if isinstance(value, bool):
+    """Accept plain bytes as torch's tests write them and byte units as written (`20 KB` is 20,000 B,
+    `20 KiB` 20,480 B); refuse bits and wrong case (`4 Kb`, `4 mb`) rather than guess."""
+    if isinstance(value, float) and value.is_integer() and abs(value) <= MEMORY_CEILING:
+        value = int(value)  # 33000000.0 from a YAML or JSON that wrote it so
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
         raise PydanticCustomError("memory", "is not a memory size; expected " + MEMORY_FORMS)
-    try:
-        size = value if isinstance(value, int) else int(_BYTES.validate_python(value))
-    except Exception:
-        raise PydanticCustomError("memory", "is not a memory size; expected " + MEMORY_FORMS) from None
+    size = value if isinstance(value, int) else _memory_text(value)
     if size <= 0:
         raise PydanticCustomError("memory", "must be positive; expected " + MEMORY_FORMS)
     if size > MEMORY_CEILING:
         raise PydanticCustomError("memory", "is above the ceiling of 1 PiB (2**50 bytes); expected " + MEMORY_FORMS)
     return size
+
+
+def _memory_text(text: str) -> int:
+    match = _MEMORY_TEXT.fullmatch(text)
+    if match is None:
+        raise PydanticCustomError("memory", "is not a memory size; expected " + MEMORY_FORMS)
+    number, unit = match.groups()
+    if unit not in MEMORY_UNITS and unit:
+        near = next((u for u in MEMORY_UNITS if u.lower() == unit.lower()), None)
+        bits = "; a lowercase b means bits" if unit.endswith("b") else ""
+        hint = f" (did you mean {number}{near}?)" if near else ""
+        raise PydanticCustomError("memory", "has the unit {unit}, which is not a byte unit{bits}{hint}; expected "
+                                  + MEMORY_FORMS + " (units: " + ", ".join(MEMORY_UNITS) + ")",
+                                  {"unit": unit, "bits": bits, "hint": hint})
+    size = float(number) * MEMORY_UNITS[unit or "B"]
+    if size != int(size):
+        raise PydanticCustomError("memory", "is not a whole number of bytes; expected " + MEMORY_FORMS)
+    return int(size)
+
+
+def memory_bytes(value: Any) -> int:
+    """The bytes a memory size means (`20 KB` -> 20000); PydanticCustomError when it is not one."""
+    return _parse_memory(value)
 
 
 MemBytes = Annotated[int, BeforeValidator(_parse_memory)]

@@ -7,7 +7,10 @@ The default run directory (conf/config.yaml) is
 made of the time to the microsecond, the recipe name made safe for a path (`fxflow.slug`),
 and a per-process token (`fxflow.run_id`: the process id and random hex), so two runs
 started in the same second, or the same microsecond, get different folders. Both resolvers
-are registered by `register_resolvers()` before Hydra composes the config.
+are registered by `register_resolvers()` before Hydra composes the config. `fxflow.run_id` is
+cached like Hydra's `now`: a sweep folder is resolved once in the launching process, and Hydra
+copies that config's resolver cache into every job's config, so jobs that a launcher runs in
+other processes (joblib, submitit) write under the same folder instead of one per worker.
 
 A run directory given explicitly (`hydra.run.dir=...`) is checked by the `FreshRunDir`
 callback before Hydra writes anything into it: it must be new or empty; one that holds a
@@ -59,9 +62,10 @@ def run_id() -> str:
 
 
 def register_resolvers() -> None:
-    """`${fxflow.slug:${recipe}}` and `${fxflow.run_id:}` for the run directory template."""
+    """`${fxflow.slug:${recipe}}` and `${fxflow.run_id:}` for the run directory template (run_id cached:
+    a worker process of a launcher reuses the launching process's token instead of making its own)."""
     OmegaConf.register_new_resolver("fxflow.slug", slug, replace=True)
-    OmegaConf.register_new_resolver("fxflow.run_id", run_id, replace=True)
+    OmegaConf.register_new_resolver("fxflow.run_id", run_id, replace=True, use_cache=True)
 
 
 def holds_record(folder: Path) -> bool:
@@ -89,9 +93,14 @@ def hydra_job_files(hydra: DictConfig) -> tuple[str, ...]:
 
 def fresh_job_dir(folder: Path, hydra: DictConfig) -> None:
     """Before a sweep job runs again in its folder, remove the earlier job's record files (what its
-    manifest claims), keeping the files Hydra has just written there for this job."""
+    manifest claims), keeping the files Hydra has just written there for this job. Hydra has already
+    opened this job's log: it stays and is emptied (a removed log would take this run's lines with it)."""
     if read_manifest(folder) is not None:
         remove_owned(folder, keep=hydra_job_files(hydra), nested=False)
+        log = folder / f"{hydra.job.name}.log"
+        if log.is_file() and not log.is_symlink():
+            with open(log, "r+") as handle:
+                handle.truncate(0)
 
 
 def sweep_identity(config: DictConfig) -> list[str]:

@@ -34,6 +34,7 @@ from tabulate import tabulate
 
 from fxflow.record.liveness import process_gone, shown_status
 from fxflow.record.writer import RunRecord
+from fxflow.reports.console import make_console
 
 log = logging.getLogger("fxflow")
 
@@ -253,25 +254,34 @@ def split_overrides(rows: list[dict[str, Any]]) -> tuple[list[list[str]], list[s
 
 
 def print_table(rows: list[dict[str, Any]], paths: dict[str, Path], console: Console | None = None) -> None:
-    """The summary as a table of at most 100 columns: one column per figure while they fit,
-    else the figures as `name = value` lines."""
-    console = console or Console(width=min(Console().width, 100) if Console().is_terminal else 100)
+    """The summary as a table of at most 100 columns (the terminal's width, or COLUMNS when piped):
+    one column per swept key, its values whole (`devices`, `mode`), then one column per figure while
+    they fit, else the figures as `name = value` lines."""
+    if console is None:
+        console = make_console()
+        console = console if console.width <= 100 else make_console(width=100)
     columns = metric_columns(rows)
     varying, common = split_overrides(rows)
-    table = Table(title=f"sweep: {len(rows)} jobs" + (f"; all with {' '.join(common)}" if common else ""),
-                  title_justify="left", show_edge=False, pad_edge=False)
+    if len(rows) == 1:  # one job: its overrides go in the title, as a sweep's shared ones do
+        varying, common = [[]], varying[0]
+    swept = swept_values(varying)
+    # the heading above the table, not its title: a title is only as wide as a narrow table
+    console.print(f"sweep: {len(rows)} job{'s' if len(rows) != 1 else ''}" +
+                  (f"; all with {escape(' '.join(common))}" if common else ""), highlight=False)
+    table = Table(show_edge=False, pad_edge=False)
     table.add_column("#", justify="right", no_wrap=True)
-    table.add_column("overrides", ratio=2)
+    for header, values in swept.items():  # a swept value is never cut: its column is as wide as the widest
+        table.add_column(escape(header), no_wrap=True, min_width=max(map(len, values), default=1))
     table.add_column("status", no_wrap=True)
     headers = [c.rsplit(".", 1)[-1] for c in columns]
     per_column = len(columns) <= 3 and sum(len(h) + 3 for h in headers) <= 55
     if per_column:
         for header in headers:
-            table.add_column(header.replace("_", " "), justify="right", ratio=1)
+            table.add_column(header.replace("_", " "), justify="right", ratio=1, overflow="fold")
     else:
-        table.add_column("figures", ratio=3)
-    for row, shown in zip(rows, varying):
-        cells = [str(row["job"]), escape(" ".join(shown)), _status(row, styled=True)]
+        table.add_column("figures", ratio=3, overflow="fold")
+    for number, row in enumerate(rows):
+        cells = [str(row["job"]), *(escape(values[number]) for values in swept.values()), _status(row, styled=True)]
         if per_column:
             cells += [escape(_cell(row["metrics"].get(c, ""))) for c in columns]
         else:
@@ -280,6 +290,24 @@ def print_table(rows: list[dict[str, Any]], paths: dict[str, Path], console: Con
     console.print(table)
     console.print(f"sweep summary: {escape(str(paths['md']))}" +
                   (f"  picture: {escape(paths['png'].name)}" if "png" in paths else ""), highlight=False, soft_wrap=True)
+
+
+def swept_values(varying: list[list[str]]) -> dict[str, list[str]]:
+    """Per swept key (named by its last part, `mode` for `transforms.partition.mode`, unless two keys
+    share it), each job's value: `{"devices": ["two_gpu", "three_gpu"], "mode": [...]}`."""
+    keys: dict[str, None] = {}
+    per_job: list[dict[str, str]] = []
+    for overrides in varying:
+        values = {}
+        for text in overrides:
+            key, sep, value = text.partition("=")
+            key = key.lstrip("+") if sep else text
+            values[key] = value if sep else "(set)"
+            keys[key] = None
+        per_job.append(values)
+    short = {key: _short_override(key) for key in keys}
+    clash = {name for name in short.values() if list(short.values()).count(name) > 1}
+    return {(key if short[key] in clash else short[key]): [job.get(key, "") for job in per_job] for key in keys}
 
 
 def plot(rows: list[dict[str, Any]], columns: list[str], varying: list[list[str]]) -> bytes | None:
@@ -299,10 +327,13 @@ def plot(rows: list[dict[str, Any]], columns: list[str], varying: list[list[str]
     fig, axes = plt.subplots(len(numeric), 1, figsize=(max(6.0, 1.9 * len(rows) + 1), 2.6 * len(numeric) + 0.8),
                              squeeze=False)
     for ax, column in zip(axes[:, 0], numeric):
-        values = [r["metrics"].get(column) if _number(r["metrics"].get(column)) else 0 for r in rows]
+        values = bar_heights(rows, column)
         colours = ["#1f77b4" if r["status"] == "passed" else "#d62728" for r in rows]
         bars = ax.bar(range(len(rows)), values, color=colours)
-        ax.bar_label(bars, labels=[_cell(v) for v in values], fontsize=8)
+        ax.bar_label(bars, labels=[_cell(v) if v == v else "" for v in values], fontsize=8)
+        for index, (row, value) in enumerate(zip(rows, values)):
+            if value != value:
+                ax.annotate(row["status"], (index, 0), ha="center", va="bottom", fontsize=8, color="#d62728")
         ax.set_ylabel(column.rsplit(".", 1)[-1].replace("_", " "), fontsize=9)
         ax.set_xticks(range(len(rows)), labels, fontsize=7)
         ax.spines[["top", "right"]].set_visible(False)
@@ -313,6 +344,12 @@ def plot(rows: list[dict[str, Any]], columns: list[str], varying: list[list[str]
     fig.savefig(buffer, format="png", dpi=100)
     plt.close(fig)
     return buffer.getvalue()
+
+
+def bar_heights(rows: list[dict[str, Any]], column: str) -> list[float]:
+    """Each job's figure for the picture; NaN (no bar, its status written instead) for a job without
+    it (not run, missing, broke early), never 0, which would read as a measured zero."""
+    return [float(r["metrics"][column]) if _number(r["metrics"].get(column)) else float("nan") for r in rows]
 
 
 def _short_override(text: str) -> str:

@@ -12,6 +12,7 @@ character is replaced instead of failing the run.
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Any, TextIO
@@ -57,9 +58,15 @@ def terminal_stream(stream: TextIO | None = None) -> TextIO | _Replacing:
 
 
 def make_console(width: int | None = None, stream: TextIO | None = None) -> Console:
-    """A terminal's own width; 100 columns when writing to a file or a pipe."""
+    """A terminal's own width; COLUMNS when set (a pipe too: `COLUMNS=80 fxflow ... | less`); else
+    100 columns when writing to a file or a pipe."""
     out = terminal_stream(stream)
-    return Console(file=out, width=width or (None if out.isatty() else 100))  # type: ignore[arg-type]
+    return Console(file=out, width=width or (None if out.isatty() else _columns() or 100))  # type: ignore[arg-type]
+
+
+def _columns() -> int | None:
+    text = os.environ.get("COLUMNS", "").strip()
+    return int(text) if text.isdigit() and int(text) > 0 else None
 
 
 def print_outcome(state: Any, run_dir: Path, console: Console | None = None) -> None:

@@ -48,23 +48,27 @@ class PartitionReport(StageReport):
 
 
 def terminal_table(stage: str, facts: dict[str, Any]) -> Table:
-    """The partitions for an 80-column terminal: node lists wrap between names, memory in
-    readable units, and the latency column only when a latency model gave figures."""
+    """The partitions for an 80-column terminal: node lists wrap between names (never inside one),
+    memory in readable units, and the latency column only when a latency model gave figures, three
+    significant digits each, wrapping between the three (seconds print as 1.23e-05)."""
     with_latency = any(p.get("latency") for p in facts["partitions"])
     budgets = {name: d["mem_bytes"] for name, d in facts["devices"].items()}
     table = Table(title=f"{stage}: partitions", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
     table.add_column("#", justify="right", no_wrap=True)
     table.add_column("devices", no_wrap=True)
     table.add_column("memory used / budget", no_wrap=True, justify="right")
-    if with_latency:
-        table.add_column("latency mem/comp/all", no_wrap=True, justify="right")
+    latencies = [" / ".join(f"{v:.3g}" for v in p["latency"]) if p.get("latency") else "" for p in facts["partitions"]]
+    if with_latency:  # short figures on one line; seconds (1.23e-05 / ...) one per line, so names keep room
+        wide = max(map(len, latencies)) > _LATENCY_WIDTH
+        table.add_column("latency mem / comp / all", justify="right", no_wrap=not wide,
+                         max_width=10 if wide else None)
     names = [n for p in facts["partitions"] for n in p["compute_nodes"][:_SHOWN]]
     table.add_column("compute nodes", min_width=min(max(map(len, names), default=5) + 1, 32), ratio=1)
-    for p in facts["partitions"]:
+    for p, latency in zip(facts["partitions"], latencies):
         budget = min((budgets[d] for d in p["devices"]), default=0)
         row = [str(p["id"]), "\n".join(p["devices"]) or "-", f"{human_bytes(p['used_mem_bytes'])} / {human_bytes(budget)}"]
         if with_latency:
-            row.append("/".join(f"{v:g}" for v in p["latency"]) if p.get("latency") else "")
+            row.append(latency)
         row.append(f"{len(p['compute_nodes'])}: {_names(p['compute_nodes'])}")
         table.add_row(*(Text(cell) for cell in row))  # device and node names come from config: never markup
     return table
@@ -88,6 +92,7 @@ def _rows(facts: dict[str, Any]) -> list[list[Any]]:
 
 
 _SHOWN = 6  # node names listed per partition; the count says how many there are
+_LATENCY_WIDTH = 16  # latency cells up to this long stay on one line
 
 
 def _names(names: list[str], limit: int = _SHOWN) -> str:

@@ -12,6 +12,7 @@ from torch.fx.experimental.normalize import NormalizeArgs
 from torch.fx.operator_schemas import normalize_module
 
 from fxflow.catalogue import CatalogueFacts, Tally, assert_same, select, testing_internal
+from fxflow.progress import steps
 from fxflow.transforms.base import StageContext, Transform
 
 RNG_SEED = 0  # both sides of an output comparison start from this RNG state (RReLU, FractionalMaxPool draw)
@@ -51,7 +52,7 @@ class NormalizeModulesCatalogue(Transform):
         tally = Tally()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # modules warn about their settings (padding='same', nested tensors)
-            for name in select(list(cases), self.include, self.limit):
+            for name in steps(select(list(cases), self.include, self.limit), "nn modules"):
                 try:
                     skip = _check_case(cases[name])
                 except Exception as exc:  # noqa: BLE001 - each case's failure is a finding, not the probe's

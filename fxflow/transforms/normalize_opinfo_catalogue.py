@@ -14,6 +14,7 @@ from torch import fx
 from torch.fx.operator_schemas import _torchscript_type_to_python_type, normalize_function
 
 from fxflow.catalogue import CatalogueFacts, Tally, assert_same, select, testing_internal
+from fxflow.progress import steps
 from fxflow.transforms.base import StageContext, Transform
 
 TEST = ("TestNormalizeOperators", "test_normalize_operator_exhaustive")  # how OpInfos address the torch test
@@ -74,7 +75,7 @@ class NormalizeOpInfoCatalogue(Transform):
         unexpected_passes: list[str] = []
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            for label in select(list(ops), self.include, self.limit):
+            for label in steps(select(list(ops), self.include, self.limit), "OpInfo entries"):
                 op = ops[label]
                 skip, expect_failure = _marks(op)
                 if skip:

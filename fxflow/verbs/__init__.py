@@ -5,6 +5,7 @@
     fxflow validate --all                       compose and validate every recipe without running one
     fxflow cp partition_latency fxflow_conf     copy a recipe and the configs it uses into your folder
     fxflow diff outputs/A outputs/B             two run records side by side
+    fxflow runs                                 the latest records with their status
     fxflow --version
 
 One module per verb; each has `add_arguments(parser)` and `run(args, console) -> exit code`.
@@ -26,7 +27,8 @@ VERBS = {
     "show": "print a recipe's composed, validated config with the file each value came from",
     "validate": "compose and validate recipes without running them; every problem with its key and file",
     "cp": "copy a recipe and the configs it uses into a folder of yours (default ./fxflow_conf)",
-    "diff": "compare two run records: config values, figures with relative change, check outcomes",
+    "diff": "compare two run records: headline figures first, then checks and config values",
+    "runs": "the latest run and sweep records, newest first, with status and folder",
 }
 VERSION_FLAGS = ("--version", "-V")
 

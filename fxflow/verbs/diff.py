@@ -1,8 +1,9 @@
-"""Compare two run records: config values that differ, figures with their relative change, and
-check outcomes.
+"""Compare two run records: the headline figures that changed (with their relative change) first,
+then check outcomes that differ, then the config values that differ. `--all` lists every figure
+and config value that differs; by default the other figures and long config lists are counted.
 
     fxflow diff outputs/2024-05-01/10-00-00-partition_latency outputs/2024-05-01/10-05-00-partition_latency
-    fxflow diff outputs/multirun/2024-05-01/10-00-00/0 outputs/multirun/2024-05-01/10-00-00/3
+    fxflow diff outputs/multirun/2024-05-01/10-00-00/0 outputs/multirun/2024-05-01/10-00-00/3 --all
 """
 
 from __future__ import annotations
@@ -20,12 +21,15 @@ from rich.table import Table
 from fxflow.facts import flatten
 from fxflow.record.liveness import shown_status
 
-_MAX_ROWS = 40
+_CONFIG_ROWS = 12  # config values shown without --all
+_KEY_WIDTH = 48  # keys are never broken: up to this width they get their whole length
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run_a", type=Path, help="a run's record folder (holds summary.json)")
     parser.add_argument("run_b", type=Path, help="another run's record folder")
+    parser.add_argument("--all", action="store_true", dest="show_all",
+                        help="every figure and config value that differs, not only the headline figures")
 
 
 def run(args: argparse.Namespace, console: Console) -> int:
@@ -34,16 +38,25 @@ def run(args: argparse.Namespace, console: Console) -> int:
         missing = args.run_a if a is None else args.run_b
         console.print(f"[red]no run record[/] in {escape(str(missing))} (expected summary.json there)", highlight=False)
         return 2
-    for label, folder, loaded in (("A", args.run_a, a), ("B", args.run_b, b)):  # a dead `running` run: abandoned
-        status = escape(f"[{shown_status(loaded['summary'])}]")
-        console.print(f"{label}: {escape(str(folder))}  {status}", highlight=False, soft_wrap=True)
-    tables = [
-        ("config values", differing(a["config"], b["config"]), False),
-        ("figures", differing(a["summary"]["metrics"], b["summary"]["metrics"]), True),
-        ("checks", differing(check_outcomes(a["summary"]), check_outcomes(b["summary"])), False),
+    for name, folder, record in (("A", args.run_a, a), ("B", args.run_b, b)):  # a dead `running` run: abandoned
+        console.print(f"{name}: {escape(str(folder))}  ({escape(shown_status(record['summary']))})",
+                      highlight=False, soft_wrap=True)
+    show_all = getattr(args, "show_all", False)
+    figures = differing(a["summary"]["metrics"], b["summary"]["metrics"])
+    headline = set(a["summary"].get("key_metrics", [])) | set(b["summary"].get("key_metrics", []))
+    first = [row for row in figures if row[0] in headline] if headline and not show_all else figures
+    sections = [
+        ("figures" if show_all or not headline else "headline figures", first, True, len(figures) - len(first)),
+        ("checks", differing(check_outcomes(a["summary"]), check_outcomes(b["summary"])), False, 0),
     ]
-    for title, rows, change in tables:
+    config = differing(a["config"], b["config"])
+    shown = config if show_all else config[:_CONFIG_ROWS]
+    sections.append(("config values", shown, False, len(config) - len(shown)))
+    for title, rows, change, hidden in sections:
         console.print(_table(title, rows, change) if rows else f"{title}: the same", highlight=False)
+        if hidden:
+            what = "other figures" if change else "more config values"
+            console.print(f"  … {hidden} {what} differ (--all lists them)", highlight=False)
     return 0
 
 
@@ -84,17 +97,16 @@ def relative_change(a: Any, b: Any) -> str:
 
 
 def _table(title: str, rows: list[tuple[str, Any, Any]], change: bool) -> Table:
+    """Keys whole (never broken mid-word); values fold when they must."""
     table = Table(title=f"{title} that differ ({len(rows)})", title_justify="left", show_edge=False, pad_edge=False)
-    table.add_column("key", overflow="fold", ratio=2)
+    table.add_column("key", no_wrap=True, min_width=min(max(len(r[0]) for r in rows), _KEY_WIDTH))
     table.add_column("A", overflow="fold", ratio=1)
     table.add_column("B", overflow="fold", ratio=1)
     if change:
         table.add_column("change", justify="right", no_wrap=True)
-    for key, left, right in rows[:_MAX_ROWS]:
+    for key, left, right in rows:
         cells = [escape(key), escape(_short(left)), escape(_short(right))]
         table.add_row(*cells, *([relative_change(left, right)] if change else []))
-    if len(rows) > _MAX_ROWS:
-        table.add_row(f"… {len(rows) - _MAX_ROWS} more", "", "", *([""] if change else []))
     return table
 
 

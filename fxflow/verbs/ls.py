@@ -19,7 +19,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from fxflow.paths import conf_dir, recipes_dir, search_dirs, shown
+from fxflow.choices import group_options
+from fxflow.paths import conf_dir, recipes_dir, shown
 from fxflow.recipes import recipe_files
 
 # Groups a run chooses with GROUP=OPTION, and groups recipes place (with the syntax that does it).
@@ -76,14 +77,6 @@ def group_table(group: str) -> Table:
         where = "" if path.parent.parent == conf_dir() else f" [dim]{escape(shown(path))}[/]"
         table.add_row(escape(name) + where, escape(purpose(path)))
     return table
-
-
-def group_options(group: str) -> dict[str, Path]:
-    """Option name -> the file the search path finds for it (a user's file before a shipped one)."""
-    found: dict[str, Path] = {}
-    for folder in reversed(search_dirs()):
-        found.update({p.stem: p for p in (folder / group).glob("*.yaml")})
-    return dict(sorted(found.items()))
 
 
 def purpose(path: Path) -> str:

@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from fxflow.compose import Composed
+from fxflow.config.schema import memory_bytes
 from fxflow.verbs.validate import check_recipe
 
 
@@ -38,14 +39,30 @@ def run(args: argparse.Namespace, console: Console) -> int:
         for line in annotated_yaml(container, composed):
             console.print(escape(line), highlight=False, soft_wrap=True)
     if verdict.valid:
+        for key, written, size in memory_sizes(container):
+            console.print(f"# {escape(key)} = {size:,} B (written {escape(written)})", highlight=False)
         console.print("# valid: the run would start with exactly these values", highlight=False)
         if verdict.note:
             console.print(f"# {escape(verdict.note)}", highlight=False)
         return 0
     console.print(f"[red]# {len(verdict.problems)} problem(s)[/]", highlight=False)
     for text, where in verdict.problems:
-        console.print(f"#  - {escape(text)}" + (f"  [{escape(where)}]" if where else ""), highlight=False)
+        console.print(f"#  - {escape(text)}" + (f"  {escape(f'[{where}]')}" if where else ""), highlight=False)
     return 1
+
+
+def memory_sizes(node: Any, key: str = "") -> list[tuple[str, str, int]]:
+    """(dotted key, as written, bytes understood) for every memory size written with a unit, so a
+    reader sees that `20 KB` is 20,000 B and `20 KiB` 20,480 B before anything runs."""
+    found: list[tuple[str, str, int]] = []
+    if isinstance(node, dict):
+        for name, value in node.items():
+            path = f"{key}.{name}" if key else str(name)
+            if name == "mem_bytes" and isinstance(value, str):
+                found.append((path, value, memory_bytes(value)))
+            else:
+                found += memory_sizes(value, path)
+    return found
 
 
 def annotated_yaml(node: Any, composed: Composed, key: str = "", indent: int = 0) -> list[str]:

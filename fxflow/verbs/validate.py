@@ -10,18 +10,21 @@ Exit code 0 when every recipe is valid, 1 otherwise.
 from __future__ import annotations
 
 import argparse
+import re
 from dataclasses import dataclass, field
 
 from pathlib import Path
 
 import yaml
 from hydra.errors import HydraException
+from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 from rich.console import Console
 from rich.markup import escape
 
-from fxflow.compose import Composed, compose_with_origins
-from fxflow.config.errors import ConfigError, ConfigProblem
+from fxflow.choices import unknown_choices
+from fxflow.compose import COMMAND_LINE, Composed, compose_with_origins
+from fxflow.config.errors import ConfigError, ConfigProblem, did_you_mean
 from fxflow.config.targets import NotImported, names_only
 from fxflow.config.validate import resolve
 from fxflow.paths import shown
@@ -73,6 +76,10 @@ def check_recipe(recipe: str, overrides: list[str] = (), with_origins: bool = Fa
     """Compose and plan one recipe; never raises for a bad config. Where values came from is traced
     when asked for, or when there are problems to place."""
     verdict = Verdict(recipe)
+    names = unknown_choices([f"recipe={recipe}", *overrides])
+    if names:  # a misspelled recipe or option: the closest names, not Hydra's whole listing
+        verdict.problems = [(text, "" if text.startswith("recipe=") else COMMAND_LINE) for text in names]
+        return verdict
     try:
         verdict.composed = compose_with_origins(recipe, overrides, origins=with_origins)
     except yaml.YAMLError as exc:
@@ -84,6 +91,8 @@ def check_recipe(recipe: str, overrides: list[str] = (), with_origins: bool = Fa
         unreadable = unreadable_recipes().get(recipe)
         if unreadable:
             verdict.problems.append((f"the recipe file is not valid YAML: {unreadable[1]}", shown(unreadable[0])))
+        elif (blamed := override_problem(exc, recipe, list(overrides))) is not None:
+            verdict.problems.append(blamed)
         else:
             path = recipe_files().get(recipe)
             verdict.problems.append((" ".join(str(exc).split()), shown(path) if path else ""))
@@ -100,6 +109,28 @@ def check_recipe(recipe: str, overrides: list[str] = (), with_origins: bool = Fa
             verdict.composed = compose_with_origins(recipe, overrides)
         verdict.problems = [(p.render(), origin_of(p, verdict.composed)) for p in exc.problems]
     return verdict
+
+
+def override_problem(exc: Exception, recipe: str, overrides: list[str]) -> tuple[str, str] | None:
+    """Hydra's "Could not override 'KEY'" for a key the config does not have: blamed on the override
+    that named it (not the recipe file), with the closest keys beside it."""
+    match = re.search(r"Could not override '([^']+)'", str(exc))
+    if match is None:
+        return None
+    key = match.group(1)
+    typed = next((o for o in overrides if o.split("=", 1)[0].lstrip("+~") == key), None)
+    if typed is None:
+        return None
+    parent, _, name = key.rpartition(".")
+    try:
+        rest = compose_with_origins(recipe, [o for o in overrides if o != typed], origins=False).cfg
+        node = OmegaConf.select(rest, parent) if parent else rest
+        siblings = list(node.keys()) if isinstance(node, DictConfig) else []
+    except Exception:  # noqa: BLE001 - the hint is a courtesy; the problem stands without it
+        siblings = []
+    text = (f"{key}: no such key{' under ' + parent if parent else ''}{did_you_mean(name, siblings)}; "
+            f"+{key}=... adds a new one")
+    return text, f"{COMMAND_LINE} ({typed})"
 
 
 def origin_of(problem: ConfigProblem, composed: Composed) -> str:
