@@ -28,6 +28,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
+from fxflow.cli_errors import hydra_errors_in_one_line
 from fxflow.interrupts import Interrupted, signals_interrupt
 from fxflow.paths import conf_dir, set_config_dirs
 from fxflow.record.run_dir import fresh_job_dir, register_resolvers
@@ -134,7 +135,8 @@ def main(argv: list[str] | None = None) -> None:
 
             OmegaConf.register_new_resolver("fxflow_overview", lambda: overview_text(), replace=True)  # --help's listing
             sys.argv = [sys.argv[0], *argv]
-            hydra.main(config_path=str(conf_dir()), config_name="config", version_base="1.3")(_task)()
+            with hydra_errors_in_one_line():  # a read-only outputs/, a full disk: one line, not a traceback
+                hydra.main(config_path=str(conf_dir()), config_name="config", version_base="1.3")(_task)()
     except Interrupted as exc:
         where = f"; the record at {_RUN_DIRS[-1]} says so" if _RUN_DIRS else ""
         print(f"fxflow: interrupted by {exc.name}{where}", file=sys.stderr)

@@ -23,6 +23,7 @@ from typing import Any, Callable, Iterator
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from fxflow.blame import raised_by_model_code
 from fxflow.checks.equivalence import CallFailed, Reference, check_equivalence
 from fxflow.checks.expectations import check_error, check_metrics, check_raises, flatten_expectations
 from fxflow.checks.result import Check
@@ -30,6 +31,7 @@ from fxflow.checks.scenario import scenario_changes
 from fxflow.config.errors import ConfigError, Problem, first_line
 from fxflow.config.schema import ReportSpec
 from fxflow.config.validate import resolve
+from fxflow.deadline import StageTimeout, run_limit, stage_deadline
 from fxflow.facts import flatten
 from fxflow.inputs import InputSet, input_sets, make_inputs
 from fxflow.interrupts import as_interrupt
@@ -98,6 +100,9 @@ def run_job(cfg: DictConfig | dict[str, Any], run_dir: Path, overrides: list[str
         except RequirementMissing as exc:
             state.skipped = str(exc) if state.step == "validate" else f"{state.step}: {exc}"
             log.warning("skipped: %s", state.skipped)
+        except StageTimeout as exc:
+            state.error = {"stage": state.step, "type": "StageTimeout", "message": str(exc)}
+            log.error("step %s stopped: %s", state.step, exc)
         except StepError as exc:
             state.error = {"stage": exc.step, "type": type(exc.cause).__name__, "message": str(exc)}
             log.error("step %s failed: %s\n%s", exc.step, exc, "".join(traceback.format_exception(exc.cause)))
@@ -216,7 +221,7 @@ def _stderr_to_log() -> Iterator[None]:
 
 
 def _execute(plan: Plan, record: RunRecord, state: RunState) -> None:
-    with _torch_threads(plan.spec.threads):
+    with _torch_threads(plan.spec.threads), run_limit(plan.spec.timeout_s):
         _run_stages(plan, record, state)
 
 
@@ -244,7 +249,7 @@ def _run_stages(plan: Plan, record: RunRecord, state: RunState) -> None:
         if "trace" in judge.stages:
             state.checks.append(judge("trace", gm))
         failure = _apply_transforms(plan, modules, inputs, record, state, judge, options)
-        with state.timed("checks"):
+        with state.timed("checks"), stage_deadline("checks", "expect"):
             _settle_checks(plan, modules, failure, judge, state)
     except StepError as exc:
         if exc.step == "record":
@@ -312,9 +317,9 @@ def _apply_transforms(plan: Plan, modules: dict[str, Any], inputs: InputSet, rec
     for index, (name, transform) in enumerate(plan.transforms.items(), start=1):
         ctx = StageContext(name, inputs, devices, record.path(name))
         try:
-            with state.timed(f"transform.{name}", step=name):
+            with state.timed(f"transform.{name}", step=name), stage_deadline(f"transform {name}", f"transforms.{name}"):
                 out = transform.apply(gm, ctx)
-        except RequirementMissing:
+        except (RequirementMissing, StageTimeout):
             raise
         except Exception as exc:  # noqa: BLE001 - judged against expect.error in _settle_checks
             state.facts[name] = ctx.facts
@@ -406,7 +411,8 @@ class _Equivalence:
 
     def __call__(self, stage: str, module: Callable[..., Any]) -> Check:
         try:
-            return check_equivalence(stage, module, self.reference, self.sets, self.replay, self.tolerances)
+            with stage_deadline(f"the equivalence check of stage {stage}", "equivalence"):
+                return check_equivalence(stage, module, self.reference, self.sets, self.replay, self.tolerances)
         except CallFailed as exc:
             if exc.side == "reference":
                 key = "equivalence.reference" if self.plan.spec.equivalence.reference else "model.module"
@@ -429,11 +435,15 @@ def _reference(plan: Plan, model: Any) -> Reference:
 
 def _blame_inputs(model: Any, inputs: InputSet, plan: Plan, exc: StepError) -> StepError:
     """When a step broke because the eager model itself rejects the declared inputs, say so:
-    the fix is in `model.inputs`, and torch's own first line says why."""
+    the fix is in `model.inputs`, and torch's own first line says why; when the model's own code
+    raises, the fix is in `model.module` (fxflow.blame says which)."""
     try:
         with torch.random.fork_rng(devices=[]), torch.no_grad():
             inputs.call(model)
     except Exception as cause:  # noqa: BLE001 - this is the diagnosis
+        if raised_by_model_code(cause):  # its own raise/assert, not an operator refusing the inputs
+            return StepError(exc.step, f"the model ({plan.spec.model.module.get('_target_')}, model.module) raises "
+                             f"from its own code when called: {type(cause).__name__}: {_cause_line(cause)}", cause)
         declared = ", ".join(f"{name} {_describe(spec)}" for name, spec in plan.spec.model.inputs.items())
         return StepError(exc.step, f"the inputs declared under model.inputs ({declared}) do not fit the model "
                          f"({plan.spec.model.module.get('_target_')}): {type(cause).__name__}: {_cause_line(cause)}",
@@ -447,6 +457,14 @@ def _describe(spec: Any) -> str:
 
 @contextmanager
 def _step(step: str, key: str, plan: Plan | None = None) -> Iterator[None]:
+    """Run a build, trace or checks step: stopped past timeout_s (fxflow.deadline), its failures told
+    in one message naming the config key."""
+    with stage_deadline(step, key), _step_errors(step, key, plan):
+        yield
+
+
+@contextmanager
+def _step_errors(step: str, key: str, plan: Plan | None = None) -> Iterator[None]:
     """Turn an exception in build or trace into one message naming the config key."""
     try:
         yield

@@ -20,7 +20,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from fxflow.paths import conf_dir, recipes_dir, search_dirs, shown
-from fxflow.recipes import recipe_files
+from fxflow.recipes import load_recipe, recipe_files
 
 # Groups a run chooses with GROUP=OPTION, and groups recipes place (with the syntax that does it).
 CHOSEN = ("model", "devices", "tracer", "equivalence")
@@ -55,7 +55,7 @@ def recipe_table() -> Table:
     default_devices = _primary_choice("devices")
     for name, path in recipe_files().items():
         try:
-            recipe = OmegaConf.to_container(OmegaConf.load(path), resolve=False)
+            recipe = OmegaConf.to_container(load_recipe(path), resolve=False)
         except Exception as exc:  # noqa: BLE001 - one broken file must not hide the rest
             table.add_row(escape(name), f"[red]unreadable[/]: {escape(str(exc).splitlines()[0])}")
             continue
