@@ -12,19 +12,21 @@ names the file and takes milliseconds:
 - nesting at most MAX_DEPTH levels.
 
 The YAML check works on the composed node graph (the parser's anchors are shared nodes), so it
-costs time linear in the file, whatever the aliases would expand to.
+costs time linear in the file, whatever the aliases would expand to. Flow nesting (`[[[[`) is
+counted on the text before parsing: PyYAML's scanner takes time quadratic in it.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
 import yaml
 from omegaconf._utils import get_yaml_loader
 
-MAX_CONFIG_BYTES = 1 << 20  # 1 MiB: the largest shipped recipe is ~2 KB
+MAX_CONFIG_BYTES = 256 << 10  # 256 KiB: the largest shipped recipe is ~2 KB; YAML parses slowly
 MAX_RECORD_BYTES = 64 << 20  # 64 MiB: a record's summary.json is ~10 KB
 MAX_ALIAS_EXPANSION = 10_000  # values that aliases may add beyond the file's own
 MAX_DEPTH = 64  # nesting levels of mappings and lists
@@ -64,6 +66,7 @@ def parse_yaml(text: str, source: Path | str, construct: bool = True) -> Any:
     """The plain Python value of YAML `text` (None when empty), in the dialect Hydra reads configs
     in (OmegaConf's safe loader: no timestamps, no duplicate keys), parsed once: the composed
     node graph is checked against the limits above, then constructed."""
+    _check_flow_depth(text, source)
     loader = _BoundedLoader(text)
     try:
         try:
@@ -109,6 +112,23 @@ def yaml_problem(path: Path | str, exc: BaseException) -> str:
     where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
     problem = getattr(exc, "problem", None) or (str(exc).strip().splitlines() or [type(exc).__name__])[0]
     return f"{where}: {problem}"
+
+
+_QUOTED_OR_COMMENT = re.compile(r""""(?:[^"\\\n]|\\.)*"|'(?:[^'\n]|'')*'|(?:^|(?<=\s))#[^\n]*""", re.MULTILINE)
+_BRACKET = re.compile(r"[\[\]{}]")
+
+
+def _check_flow_depth(text: str, source: Path | str) -> None:
+    """Refuse flow collections (`[`, `{`) nested deeper than MAX_DEPTH, counted on the text with
+    quoted strings and comments blanked out (a `[` inside a plain scalar may count: over-counting
+    only matters past MAX_DEPTH unclosed brackets)."""
+    blanked = _QUOTED_OR_COMMENT.sub(lambda m: " " * len(m.group()), text)
+    depth = 0
+    for match in _BRACKET.finditer(blanked):
+        depth = depth + 1 if match.group() in "[{" else max(depth - 1, 0)
+        if depth > MAX_DEPTH:
+            line = blanked.count("\n", 0, match.start()) + 1
+            raise FileRefused(f"{source}:{line}: nested more than {MAX_DEPTH} levels deep")
 
 
 class _TooDeep(Exception):

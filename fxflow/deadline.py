@@ -82,25 +82,26 @@ def stage_deadline(stage: str, key: str) -> Iterator[None]:
         raise _Alarm()
 
     previous = signal.signal(signal.SIGALRM, _alarm)
-    token = _active.set(True)
-    signal.setitimer(signal.ITIMER_REAL, seconds, _RETRY_S)
+    _active.set(True)
     try:
-        yield
+        try:
+            signal.setitimer(signal.ITIMER_REAL, seconds, _RETRY_S)
+            yield
+        finally:
+            _stop(previous)
     except _Alarm:
-        _stop(previous)
+        _stop(previous)  # again: the alarm may have landed while the timer was being stopped
         raise StageTimeout(stage, key, seconds) from None
     except Exception as exc:
-        _stop(previous)
         if fired:  # a wrapper turned the alarm into an error of its own
             raise StageTimeout(stage, key, seconds) from exc
         raise
-    finally:
-        _stop(previous)
-        _active.reset(token)
     if fired:  # the stage swallowed the alarm and then finished
         raise StageTimeout(stage, key, seconds)
 
 
 def _stop(previous: Any) -> None:
+    """Stop the timer, put the previous handler back, and let the next stage arm its own."""
     signal.setitimer(signal.ITIMER_REAL, 0)
     signal.signal(signal.SIGALRM, signal.SIG_DFL if previous is None else previous)
+    _active.set(False)

@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from fxflow.bounded_load import MAX_RECORD_BYTES, load_json, load_yaml
+from fxflow.bounded_load import load_json, load_yaml
 from fxflow.facts import flatten
 
 _MAX_ROWS = 40
@@ -61,7 +61,7 @@ def load_run(folder: Path) -> dict[str, Any] | None:
     summary = load_json(summary_path)
     _check_summary(summary, summary_path)
     config_path = folder / "config.yaml"
-    config = load_yaml(config_path, MAX_RECORD_BYTES) if config_path.is_file() else {}
+    config = load_yaml(config_path) if config_path.is_file() else {}
     if config is not None and not isinstance(config, dict):
         raise ValueError(f"{config_path}: a record's config.yaml is a mapping, not a {type(config).__name__}")
     return {"summary": summary, "config": flatten(config or {})}

@@ -89,7 +89,12 @@ def group_options(group: str) -> dict[str, Path]:
 def purpose(path: Path) -> str:
     """A config file's one-line purpose: the first sentence of its leading comment."""
     words = []
-    for line in path.read_text().splitlines():
+    try:
+        with path.open(encoding="utf-8", errors="replace") as stream:
+            head = stream.read(1 << 16)  # the leading comment; a huge file is not read whole
+    except OSError as exc:
+        return f"(unreadable: {exc.strerror or type(exc).__name__})"
+    for line in head.splitlines():
         text = line.strip()
         if not text.startswith("#") or text.startswith("#  ") or text.startswith("# @package"):
             if words or (text and not text.startswith("#")):
