@@ -438,8 +438,10 @@ def _blame_inputs(model: Any, inputs: InputSet, plan: Plan, exc: StepError) -> S
     the fix is in `model.inputs`, and torch's own first line says why; when the model's own code
     raises, the fix is in `model.module` (fxflow.blame says which)."""
     try:
-        with torch.random.fork_rng(devices=[]), torch.no_grad():
+        with stage_deadline(exc.step, "model.module"), torch.random.fork_rng(devices=[]), torch.no_grad():
             inputs.call(model)
+    except StageTimeout:
+        return exc  # the eager model never returns either: the step's own message stands
     except Exception as cause:  # noqa: BLE001 - this is the diagnosis
         if raised_by_model_code(cause):  # its own raise/assert, not an operator refusing the inputs
             return StepError(exc.step, f"the model ({plan.spec.model.module.get('_target_')}, model.module) raises "

@@ -8,9 +8,11 @@ command-line choice such as `devices=two_gpu` still wins. A user's recipes
 same name replaces the shipped one.
 
 One broken recipe file must not break every command (`--help` included): a file that does
-not load (YAML syntax), is not a mapping, has an unsafe name, or sets Hydra's own settings
-(`hydra:` — run directory, logging, callbacks belong to the command, not to a recipe) is
-served as a stand-in that holds only its name and the reason, with file and line. Choosing
+not load (YAML syntax, or over fxflow.bounded_load's size, alias and nesting limits), is empty
+or not a mapping, has an unsafe name, sets Hydra's own settings (`hydra:` — run directory,
+logging, callbacks belong to the command, not to a recipe), or whose defaults list leads back
+to itself (Hydra would recurse without end) is served as a stand-in that holds only its name
+and the reason, with file and line. Choosing
 it gives that message as a config problem; every other recipe works as before, and
 `unreadable_recipes()` lists them for the review verbs.
 """

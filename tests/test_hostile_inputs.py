@@ -342,6 +342,19 @@ def test_a_forward_that_never_returns_ends_as_error_after_timeout_s(hostile_mode
     assert "raise it" in run.summary["error"]["message"]
 
 
+@pytest.mark.skipif(not hasattr(__import__("signal"), "setitimer"), reason="needs SIGALRM")
+def test_the_diagnosis_after_a_failed_trace_is_bounded_too(hostile_model, tmp_path):
+    """A trace that fails sends the runner to call the eager model (to blame inputs or module);
+    a model that then never returns leaves the trace's own message."""
+    if threading.current_thread() is not threading.main_thread():
+        pytest.skip("stages are stopped only in the main thread")
+    with _quick(HANG):
+        run = run_in_process(ONE_INPUT, [f"model.module._target_={HOSTILE}.UntraceableAndSpinsWhenEager",
+                                         "tracer=symbolic", "timeout_s=1"], tmp_path / "run")
+    assert run.summary["status"] == "error" and run.summary["error"]["stage"] == "trace"
+    assert "cannot be traced" in run.summary["error"]["message"]
+
+
 def test_timeout_s_in_config_yaml_equals_the_schema_default_and_bad_values_are_refused(run_recipe):
     from fxflow.config.schema import RunConfig
 

@@ -51,3 +51,14 @@ class TakesFourFeatures(torch.nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.linear(x)
+
+
+class UntraceableAndSpinsWhenEager(torch.nn.Module):
+    """Symbolic tracing fails at once (control flow on a value); run eagerly, it never returns."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if is_fx_tracing():
+            if x.sum() > 0:  # a Proxy cannot be a bool: tracing fails here
+                return x
+        while True:
+            time.sleep(0.01)
