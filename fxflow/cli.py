@@ -35,6 +35,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from fxflow.config.trust import working_folder_off_path
 from fxflow import progress
+from fxflow.cli_errors import hydra_errors_in_one_line
 from fxflow.interrupts import Interrupted, signals_interrupt
 from fxflow.paths import conf_dir, set_config_dirs
 from fxflow.record.run_dir import fresh_job_dir, register_resolvers
@@ -186,8 +187,8 @@ def _launch_refusal(argv: list[str]) -> str | None:
 
     try:
         problems = hydra_settings_problems(args.overrides)
-    except (HydraException, OmegaConfBaseException):
-        return None  # composing fails the same way inside Hydra, which says why
+    except (HydraException, OmegaConfBaseException, RecursionError):
+        return None  # composing fails the same way inside Hydra, which says why (in one line: cli_errors)
     if not problems:
         return None
     return (f"nothing was run: {len(problems)} problem(s) with Hydra's settings, which Hydra would act on "
@@ -239,7 +240,8 @@ def _main(argv: list[str]) -> None:
 
             OmegaConf.register_new_resolver("fxflow_overview", lambda: overview_text(80), replace=True)  # --help's listing
             sys.argv = ["fxflow", *argv]  # Hydra names the program after argv[0] (--help's shell-completion lines)
-            hydra.main(config_path=str(conf_dir()), config_name="config", version_base="1.3")(_task)()
+            with hydra_errors_in_one_line():  # a read-only outputs/, a full disk: one line, not a traceback
+                hydra.main(config_path=str(conf_dir()), config_name="config", version_base="1.3")(_task)()
     except Interrupted as exc:
         _settle_sweep("interrupted", f"the sweep was interrupted by {exc.name}")
         where = f"; the record at {_RUN_DIRS[-1]} says so" if _RUN_DIRS else ""

@@ -27,6 +27,7 @@ from fxflow.paths import conf_dir, config_dirs, recipes_dir, search_dirs, shown,
 from fxflow.recipes import recipe_files
 
 COMMAND_LINE = "command line"
+FOLDER_SCHEMES = ("file", "fxflow-file")  # Hydra's folders, and the user's (read within fxflow's limits)
 
 
 @dataclass
@@ -186,7 +187,7 @@ def config_files(choices: Mapping[str, Any], sources: Iterable[Any] | None = Non
     `sources` are Hydra's `runtime.config_sources` (the search path of the job); without them,
     this process's search path (fxflow.paths.search_dirs).
     """
-    folders = search_dirs() if sources is None else [Path(s.path) for s in sources if s.schema == "file"]
+    folders = search_dirs() if sources is None else [Path(s.path) for s in sources if s.schema in FOLDER_SCHEMES]
     files = []
     for group, option in choices.items():
         if group.startswith("hydra") or option is None:
@@ -247,8 +248,9 @@ def _file_of(config_path: str, source: str) -> Path | None:
     group, _, name = config_path.rpartition("/")
     if group == "recipe":
         return recipe_files().get(name)
-    if source.startswith("file://"):
-        return Path(source.removeprefix("file://")) / f"{config_path}.yaml"
+    scheme, _, folder = source.partition("://")
+    if scheme in FOLDER_SCHEMES:
+        return Path(folder) / f"{config_path}.yaml"
     return None
 
 

@@ -28,6 +28,7 @@ from fxflow.config.errors import ConfigError, ConfigProblem, first_line
 from fxflow.config.targets import trust_from_environment
 from fxflow.config.validate import resolve
 from fxflow.inputs import InputSet, make_inputs
+from fxflow.deadline import StageTimeout, run_limit, stage_deadline
 from fxflow.interrupts import as_interrupt
 from fxflow.plan import RunPlan, plan_run
 from fxflow.record.stage_files import record_stage
@@ -72,7 +73,7 @@ def run_job(cfg: DictConfig | dict[str, Any], run_dir: Path, overrides: list[str
             judge_by(plan, state)
             state.step = RECORD.name
             record.write_text("config.yaml", OmegaConf.to_yaml(container))
-            with stderr_to_log(), torch_threads(plan.spec.threads):
+            with stderr_to_log(), torch_threads(plan.spec.threads), run_limit(plan.spec.timeout_s):
                 _run_stages(plan, record, state)
         except RequirementMissing as exc:
             state.skipped = str(exc) if state.step == "validate" else f"{state.step}: {exc}"
@@ -106,7 +107,7 @@ def _run_stages(plan: RunPlan, record: RunRecord, state: RunState) -> None:
         if "trace" in judge.stages:
             state.checks.append(judge("trace", gm))
         failure = _apply_transforms(plan, modules, inputs, record, state, judge)
-        with state.timed("checks"):
+        with state.timed("checks"), stage_deadline("checks", "expect"):
             settle_checks(plan, modules, failure, judge, state)
     except StepError as exc:
         if exc.step == RECORD.name:
@@ -157,9 +158,9 @@ def _apply_transforms(plan: RunPlan, modules: dict[str, Any], inputs: InputSet, 
     for index, (name, transform) in enumerate(plan.transforms.items(), start=1):
         ctx = StageContext(name, inputs, devices, record.path(name))
         try:
-            with state.timed(f"transform.{name}", step=name):
+            with state.timed(f"transform.{name}", step=name), stage_deadline(f"transform {name}", f"transforms.{name}"):
                 out = transform.run(gm, ctx)
-        except RequirementMissing:
+        except (RequirementMissing, StageTimeout):
             raise
         except Exception as exc:  # noqa: BLE001 - judged against expect.error in settle_checks
             state.facts[name] = ctx.facts

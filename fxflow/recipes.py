@@ -8,9 +8,11 @@ command-line choice such as `devices=two_gpu` still wins. A user's recipes
 same name replaces the shipped one.
 
 One broken recipe file must not break every command (`--help` included): a file that does
-not load (YAML syntax), is not a mapping, has an unsafe name, or sets Hydra's own settings
-(`hydra:` — run directory, logging, callbacks belong to the command, not to a recipe) is
-served as a stand-in that holds only its name and the reason, with file and line. Choosing
+not load (YAML syntax, or over fxflow.bounded_load's size, alias and nesting limits), is empty
+or not a mapping, has an unsafe name, sets Hydra's own settings (`hydra:` — run directory,
+logging, callbacks belong to the command, not to a recipe), or whose defaults list leads back
+to itself (Hydra would recurse without end) is served as a stand-in that holds only its name
+and the reason, with file and line. Choosing
 it gives that message as a config problem; every other recipe works as before, and
 `unreadable_recipes()` lists them for the review verbs.
 """
@@ -22,6 +24,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from fxflow.bounded_load import load_yaml
 from fxflow.config.names import BROKEN_RECIPE_KEY, SAFE_NAME
 from fxflow.paths import recipe_dirs
 
@@ -35,26 +38,87 @@ def recipe_files(folder: Path | None = None) -> dict[str, Path]:
 
 
 def load_recipe(path: Path) -> DictConfig:
-    """The recipe's config; ValueError with file and line when it cannot be used as one."""
-    try:
-        node = OmegaConf.load(path)
-    except Exception as exc:  # noqa: BLE001 - YAML and OmegaConf errors alike
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
-        problem = getattr(exc, "problem", None) or str(exc).strip().splitlines()[0]
-        raise ValueError(f"{where}: {problem}") from None
-    if not isinstance(node, DictConfig):
-        raise ValueError(f"{path}: a recipe is a mapping (recipe:, transforms:, ...), not a {type(node).__name__}")
+    """The recipe's config; ValueError with file and line when it cannot be used as one (within
+    the size and alias limits of fxflow.bounded_load; a defaults list that leads back to the
+    recipe itself is refused here, before Hydra would recurse without end)."""
+    node = _load_mapping(path)
     if "hydra" in node:
         raise ValueError(f"{path}:{_line_of(path, 'hydra')}: a recipe may not set `hydra:` (run directory, logging "
                          "and callbacks belong to the command)")
-    defaults = node.get("defaults") or []
-    for entry in defaults if isinstance(defaults, (list, tuple)) or OmegaConf.is_list(defaults) else []:
-        text = str(entry)
+    for text in _defaults_entries(node):
         if "hydra" in re.split(r"[\s:/@{}'\"]+", text):
             raise ValueError(f"{path}:{_line_of(path, 'hydra')}: a recipe's defaults may not choose Hydra's own "
                              f"groups ({text})")
+    cycle = _recipe_cycle(path, node)
+    if cycle:
+        raise ValueError(f"{path}:{_line_of(path, 'defaults')}: the defaults list includes the recipe itself "
+                         f"({' -> '.join(cycle)}), which would never end; include only recipes that do not lead back")
     return node
+
+
+def _load_mapping(path: Path) -> DictConfig:
+    """The file as a mapping, in OmegaConf's YAML dialect, or ValueError saying why not."""
+    value = load_yaml(path)  # a ValueError naming the file and line (syntax, size, aliases)
+    if value is None:
+        raise ValueError(f"{path}: the file is empty (or null); a recipe is a mapping (recipe:, transforms:, ...)")
+    if not isinstance(value, dict):
+        raise ValueError(f"{path}: a recipe is a mapping (recipe:, transforms:, ...), not a {type(value).__name__}")
+    try:
+        return OmegaConf.create(value)
+    except Exception as exc:  # noqa: BLE001 - OmegaConf's own refusals (a key it cannot hold)
+        raise ValueError(f"{path}: {type(exc).__name__}: {str(exc).strip().splitlines()[0]}") from None
+
+
+def _defaults_entries(node: DictConfig) -> list[str]:
+    defaults = node.get("defaults") or []
+    return [str(entry) for entry in defaults] if OmegaConf.is_list(defaults) or isinstance(defaults, list) else []
+
+
+def _included_recipes(node: DictConfig) -> list[str]:
+    """Recipes this recipe's defaults list includes: `- NAME` (relative to the recipe group),
+    `- /recipe/NAME`, or `- /recipe: NAME` / `- /recipe@PACKAGE: NAME`; overrides choose, they do
+    not include."""
+    found = []
+    defaults = node.get("defaults") or []
+    for entry in defaults if OmegaConf.is_list(defaults) else []:
+        if isinstance(entry, str):
+            name = entry.removeprefix("optional ").strip()
+            if name.startswith("/recipe/"):
+                found.append(name.removeprefix("/recipe/"))
+            elif name != "_self_" and "/" not in name:
+                found.append(name)
+        elif OmegaConf.is_dict(entry) and len(entry) == 1:
+            key, value = next(iter(entry.items()))
+            words = str(key).split()
+            if words and "override" not in words and words[-1].split("@")[0] == "/recipe":
+                found += [str(v) for v in (value if OmegaConf.is_list(value) else [value]) if isinstance(v, str)]
+    return found
+
+
+def _recipe_cycle(path: Path, node: DictConfig) -> list[str]:
+    """The chain of recipe names from this recipe back to itself through defaults lists, or []."""
+    files = recipe_files()
+    start = path.stem
+    chain, seen = [start], set()
+
+    def walk(node: DictConfig) -> bool:
+        for included in _included_recipes(node):
+            chain.append(included)
+            if included == start:
+                return True
+            file = files.get(included)
+            if included not in seen and file is not None:
+                seen.add(included)
+                try:
+                    child = _load_mapping(file)
+                except ValueError:
+                    child = None  # its own problem; choosing it says so
+                if child is not None and walk(child):
+                    return True
+            chain.pop()
+        return False
+
+    return chain if walk(node) else []
 
 
 def recipe_or_stand_in(path: Path | str) -> DictConfig:

@@ -15,6 +15,7 @@ from fxflow.checks.expectations import check_error, check_metrics, check_raises,
 from fxflow.checks.probe_failures import check_probe_failures
 from fxflow.checks.scenario import scenario_changes
 from fxflow.checks.result import Check
+from fxflow.deadline import stage_deadline
 from fxflow.facts import flatten
 from fxflow.inputs import input_sets, make_inputs
 from fxflow.plan import RunPlan
@@ -62,7 +63,8 @@ class Equivalence:
 
     def __call__(self, stage: str, module: Callable[..., Any]) -> Check:
         try:
-            return check_equivalence(stage, module, self.reference, self.sets, self.replay, self.tolerances)
+            with stage_deadline(f"the equivalence check of stage {stage}", "equivalence"):
+                return check_equivalence(stage, module, self.reference, self.sets, self.replay, self.tolerances)
         except CallFailed as exc:
             if exc.side == "reference":
                 key, who = self.reference_key, self.reference.label

@@ -16,7 +16,9 @@ from typing import Any, Iterator
 
 import torch
 
+from fxflow.blame import raised_by_model_code
 from fxflow.config.errors import ConfigError, first_line
+from fxflow.deadline import StageTimeout, stage_deadline
 from fxflow.requirements import RequirementMissing
 
 log = logging.getLogger("fxflow")
@@ -54,12 +56,13 @@ class RunStep:
     def guard(self) -> Iterator[None]:
         """Any exception inside becomes this step's StepError; a missing requirement stays
         itself (the run is skipped, not broken) and so does a StepError raised deeper down."""
-        try:
-            yield
-        except (RequirementMissing, StepError):
-            raise
-        except Exception as exc:  # noqa: BLE001 - reported with the step's key
-            raise self.error(exc) from exc
+        with stage_deadline(self.name, self.key):  # stopped past timeout_s (fxflow.deadline)
+            try:
+                yield
+            except (RequirementMissing, StepError, StageTimeout):
+                raise
+            except Exception as exc:  # noqa: BLE001 - reported with the step's key
+                raise self.error(exc) from exc
 
 
 VALIDATE = RunStep("validate", "the config", "validating the config")
@@ -84,6 +87,9 @@ def error_entry(exc: Exception, step: str) -> dict[str, Any]:
         log.error(exc.render())
         return {"stage": "config", "type": "ConfigError", "message": exc.render(),
                 "problems": [p.render() for p in exc.problems]}
+    if isinstance(exc, StageTimeout):
+        log.error("step %s stopped: %s", step, exc)
+        return {"stage": step, "type": "StageTimeout", "message": str(exc)}
     if isinstance(exc, StepError):
         log.error("step %s failed: %s\n%s", exc.step, exc, "".join(traceback.format_exception(exc.cause)))
         return {"stage": exc.step, "type": type(exc.cause).__name__, "message": str(exc)}
@@ -111,11 +117,17 @@ def cause_line(exc: BaseException) -> str:
 
 def blame_inputs(exc: StepError, model: Any, inputs: Any, spec: Any) -> StepError:
     """When a step broke because the eager model itself rejects the declared inputs (`spec` is the
-    model section), say so: the fix is in `model.inputs`, and torch's own first line says why."""
+    model section), say so: the fix is in `model.inputs`, and torch's own first line says why; when
+    the model's own code raises, the fix is in `model.module` (fxflow.blame says which)."""
     try:
-        with torch.random.fork_rng(devices=[]), torch.no_grad():
+        with stage_deadline(exc.step, "model.module"), torch.random.fork_rng(devices=[]), torch.no_grad():
             inputs.call(model)
+    except StageTimeout:
+        return exc  # the eager model never returns either: the step's own message stands
     except Exception as cause:  # noqa: BLE001 - this is the diagnosis
+        if raised_by_model_code(cause):  # its own raise/assert, not an operator refusing the inputs
+            return StepError(exc.step, f"the model ({spec.module.get('_target_')}, model.module) raises from its own "
+                             f"code when called: {type(cause).__name__}: {cause_line(cause)}", cause)
         described = ", ".join(f"{name} {_describe(item)}" for name, item in spec.inputs.items())
         return StepError(exc.step, f"the inputs declared under model.inputs ({described}) do not fit the model "
                          f"({spec.module.get('_target_')}): {type(cause).__name__}: {cause_line(cause)}", cause)

@@ -39,6 +39,7 @@ INPUT_CEILING = 2**30  # 1 GiB per example input: larger inputs do not belong in
 TOLERANCE_CEILING = 0.1  # looser than this, a changed computation passes as equivalent
 FRESH_INPUTS_CEILING = 64
 SEED_CEILING = 2**32 - 1
+TIMEOUT_CEILING = 86_400  # one day per stage: a longer limit is no limit
 MEMORY_FORMS = ("a positive number of bytes (33000000) or a size with a byte unit (33MB = 33,000,000 B, "
                 "32MiB = 33,554,432 B, 1.5GB), at most 1 PiB")
 DEVICE_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"
@@ -300,6 +301,7 @@ class RunConfig(Strict):
     requires: Requirements = Requirements()
     seed: int = Field(0, ge=0, le=SEED_CEILING)
     threads: int | None = Field(1, ge=1, le=256)  # torch's intra-op threads during the run; null: torch's default
+    timeout_s: PositiveFinite = Field(600, le=TIMEOUT_CEILING)  # seconds a stage may run (fxflow.deadline)
     model: ModelSpec
     devices: dict[str, DeviceSpec] = {}
     tracer: dict[str, Any]

@@ -13,11 +13,11 @@ import json
 from pathlib import Path
 from typing import Any
 
-import yaml
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from fxflow.bounded_load import load_json, load_yaml
 from fxflow.facts import flatten
 from fxflow.record.liveness import shown_status
 
@@ -33,7 +33,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, console: Console) -> int:
-    a, b = load_run(args.run_a), load_run(args.run_b)
+    try:
+        a, b = load_run(args.run_a), load_run(args.run_b)
+    except ValueError as exc:  # a damaged record: one line naming the file
+        console.print(f"[red]unreadable run record[/]: {escape(str(exc))}", highlight=False, soft_wrap=True)
+        return 2
     if a is None or b is None:
         missing = args.run_a if a is None else args.run_b
         console.print(f"[red]no run record[/] in {escape(str(missing))} (expected summary.json there)", highlight=False)
@@ -42,7 +46,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
         console.print(f"{name}: {escape(str(folder))}  ({escape(shown_status(record['summary']))})",
                       highlight=False, soft_wrap=True)
     show_all = getattr(args, "show_all", False)
-    figures = differing(a["summary"]["metrics"], b["summary"]["metrics"])
+    figures = differing(a["summary"].get("metrics", {}), b["summary"].get("metrics", {}))
     headline = set(a["summary"].get("key_metrics", [])) | set(b["summary"].get("key_metrics", []))
     first = [row for row in figures if row[0] in headline] if headline and not show_all else figures
     sections = [
@@ -61,12 +65,34 @@ def run(args: argparse.Namespace, console: Console) -> int:
 
 
 def load_run(folder: Path) -> dict[str, Any] | None:
+    """The record's summary and flattened config; None without summary.json. A damaged record (not
+    JSON or YAML, over fxflow's size and alias limits, missing what diff compares) is a ValueError
+    naming the file and what is wrong."""
     summary_path = folder / "summary.json"
     if not summary_path.is_file():
         return None
+    summary = load_json(summary_path)
+    _check_summary(summary, summary_path)
     config_path = folder / "config.yaml"
-    config = yaml.safe_load(config_path.read_text()) if config_path.is_file() else {}
-    return {"summary": json.loads(summary_path.read_text()), "config": flatten(config or {})}
+    config = load_yaml(config_path) if config_path.is_file() else {}
+    if config is not None and not isinstance(config, dict):
+        raise ValueError(f"{config_path}: a record's config.yaml is a mapping, not a {type(config).__name__}")
+    return {"summary": summary, "config": flatten(config or {})}
+
+
+def _check_summary(summary: Any, path: Path) -> None:
+    """What diff reads from summary.json is there and of the right kind."""
+    if not isinstance(summary, dict):
+        raise ValueError(f"{path}: a summary is a JSON object, not a {type(summary).__name__}")
+    if not isinstance(summary.get("status"), str):
+        raise ValueError(f"{path}: `status` is missing or not a string")
+    if not isinstance(summary.get("metrics", {}), dict):
+        raise ValueError(f"{path}: `metrics` is not an object")
+    checks = summary.get("checks", [])
+    if not isinstance(checks, list) or not all(
+            isinstance(c, dict) and isinstance(c.get("name"), str) and isinstance(c.get("passed"), bool)
+            for c in checks):
+        raise ValueError(f"{path}: `checks` is not a list of {{name, passed}} objects")
 
 
 def check_outcomes(summary: dict[str, Any]) -> dict[str, str]:
@@ -111,5 +137,5 @@ def _table(title: str, rows: list[tuple[str, Any, Any]], change: bool) -> Table:
 
 
 def _short(value: Any, limit: int = 60) -> str:
-    text = json.dumps(value) if not isinstance(value, str) else value
+    text = json.dumps(value, default=str) if not isinstance(value, str) else value
     return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -20,8 +20,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from fxflow.choices import group_options
-from fxflow.paths import conf_dir, recipes_dir, shown
-from fxflow.recipes import recipe_files
+from fxflow.paths import conf_dir, recipes_dir, search_dirs, shown
+from fxflow.recipes import load_recipe, recipe_files
 
 # Groups a run chooses with GROUP=OPTION, and groups recipes place (with the syntax that does it).
 CHOSEN = ("model", "devices", "tracer", "equivalence")
@@ -56,7 +56,7 @@ def recipe_table() -> Table:
     default_devices = _primary_choice("devices")
     for name, path in recipe_files().items():
         try:
-            recipe = OmegaConf.to_container(OmegaConf.load(path), resolve=False)
+            recipe = OmegaConf.to_container(load_recipe(path), resolve=False)
         except Exception as exc:  # noqa: BLE001 - one broken file must not hide the rest
             table.add_row(escape(name), f"[red]unreadable[/]: {escape(str(exc).splitlines()[0])}")
             continue
@@ -82,7 +82,12 @@ def group_table(group: str) -> Table:
 def purpose(path: Path) -> str:
     """A config file's one-line purpose: the first sentence of its leading comment."""
     words = []
-    for line in path.read_text().splitlines():
+    try:
+        with path.open(encoding="utf-8", errors="replace") as stream:
+            head = stream.read(1 << 16)  # the leading comment; a huge file is not read whole
+    except OSError as exc:
+        return f"(unreadable: {exc.strerror or type(exc).__name__})"
+    for line in head.splitlines():
         text = line.strip()
         if not text.startswith("#") or text.startswith("#  ") or text.startswith("# @package"):
             if words or (text and not text.startswith("#")):
