@@ -149,6 +149,9 @@ CALLBACK_OVERRIDES = [
      "hydra.callbacks.a.x._target_"),
     ("+hydra.callbacks.a={_target_:fxflow.record.run_dir.FreshRunDir,_args_:[1]}", "hydra.callbacks.a._args_"),
     ("hydra.callbacks.sweep_summary._target_=fxflow.pipeline.run_job", "hydra.callbacks.sweep_summary._target_"),
+    # the guard that keeps a run out of a user's folder cannot be switched off or swapped
+    ("hydra.callbacks.fresh_run_dir=null", "hydra.callbacks.fresh_run_dir"),
+    ("hydra.callbacks.fresh_run_dir._target_=fxflow.record.sweep.SweepSummary", "hydra.callbacks.fresh_run_dir"),
     ("+hydra.launcher.extra={_target_:builtins.open,file:written,mode:w}", "hydra.launcher.extra._target_"),
     ("hydra.launcher._target_=builtins.exec", "hydra.launcher._target_"),
     ("+hydra.job.extra={_target_:builtins.open,file:written}", "hydra.job.extra._target_"),
@@ -167,6 +170,12 @@ CALLBACK_OVERRIDES = [
 def test_a_hydra_override_outside_the_policy_starts_nothing(launch, override, key):
     code, err = launch("recipe=replace_target_nodes_with", override)
     assert_not_started(launch, code, err, key, f"command line ({override}")
+
+
+def test_removing_the_run_folder_guard_starts_nothing(launch):
+    """Deleting a key leaves nothing to trace its origin to: the refusal names the key and what is accepted."""
+    code, err = launch("recipe=replace_target_nodes_with", "~hydra.callbacks.fresh_run_dir")
+    assert_not_started(launch, code, err, "hydra.callbacks.fresh_run_dir", "fxflow.record.run_dir.FreshRunDir")
 
 
 def test_a_sweep_subdir_that_leaves_the_sweep_folder_starts_nothing(launch):

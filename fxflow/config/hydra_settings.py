@@ -80,13 +80,20 @@ def searchpath_problems(searchpath: Any) -> list[ConfigProblem]:
     return problems
 
 
+GUARD_CALLBACK = ("fresh_run_dir", "fxflow.record.run_dir.FreshRunDir")  # keeps a run out of folders it does not own
+
+
 def _callbacks(callbacks: Any, policy: TargetPolicy) -> list[ConfigProblem]:
-    if callbacks is None:
-        return []
-    if not isinstance(callbacks, Mapping):
+    if callbacks is not None and not isinstance(callbacks, Mapping):
         return [ConfigProblem("hydra.callbacks", "must be a mapping of fxflow's callbacks", callbacks)]
     problems = []
-    for name, entry in callbacks.items():
+    name, target = GUARD_CALLBACK
+    guard = (callbacks or {}).get(name)
+    if not (isinstance(guard, Mapping) and guard.get("_target_") == target):
+        problems.append(ConfigProblem(f"hydra.callbacks.{name}", "cannot be removed or replaced: it refuses a run "
+                                      "folder that holds anything but fxflow's own record, so no run overwrites "
+                                      "a user's files", guard, f"{{_target_: {target}}}"))
+    for name, entry in (callbacks or {}).items():
         path = f"hydra.callbacks.{name}"
         if entry is None:
             continue  # a callback switched off
