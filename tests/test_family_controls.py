@@ -128,12 +128,17 @@ def _fuse_every_batchnorm(mp: pytest.MonkeyPatch, hit: Hit) -> None:
     mp.setattr(cls, "apply", apply)
 
 
-def _symbolic_instead_of_rewriting(mp: pytest.MonkeyPatch, hit: Hit) -> None:
-    """The rewriting tracer traces the model as written: no `assert` rewrite."""
-    def trace(self: Any, root: Any, inputs: dict[str, Any]) -> Any:
-        hit()
-        return tracers.SymbolicTracer().trace(root, inputs)
-    mp.setattr(tracers.RewritingTracer, "trace", trace)
+def _plain_symbolic(tracer: type) -> Callable[[pytest.MonkeyPatch, Hit], None]:
+    """A break: `tracer` traces as plain symbolic tracing does (no `assert` rewrite, no meta tensors)."""
+    def brk(mp: pytest.MonkeyPatch, hit: Hit) -> None:
+        def trace(self: Any, root: Any, inputs: dict[str, Any]) -> Any:
+            hit()
+            return tracers.SymbolicTracer().trace(root, inputs)
+        mp.setattr(tracer, "trace", trace)
+    return brk
+
+
+_symbolic_instead_of_rewriting = _plain_symbolic(tracers.RewritingTracer)
 
 
 def _torch_function_rewrite(mp: pytest.MonkeyPatch, hit: Hit) -> None:
@@ -147,12 +152,7 @@ def _torch_function_rewrite(mp: pytest.MonkeyPatch, hit: Hit) -> None:
     mp.setattr(tracers, "rewrite_function", rewrite)
 
 
-def _symbolic_instead_of_meta(mp: pytest.MonkeyPatch, hit: Hit) -> None:
-    """The meta tracer traces without meta tensors: plain symbolic tracing."""
-    def trace(self: Any, root: Any, inputs: dict[str, Any]) -> Any:
-        hit()
-        return tracers.SymbolicTracer().trace(root, inputs)
-    mp.setattr(tracers.MetaTracer, "trace", trace)
+_symbolic_instead_of_meta = _plain_symbolic(tracers.MetaTracer)
 
 
 def _pairs_reversed(mp: pytest.MonkeyPatch, hit: Hit) -> None:
