@@ -23,6 +23,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from fxflow.config.hydra_settings import hydra_problems, searchpath_problems
 from fxflow.config.targets import TargetPolicy
+from fxflow.config.trust import trusted_setup_lines
 from fxflow.paths import conf_dir, config_dirs, recipes_dir, search_dirs, shown, user_config_dirs
 from fxflow.recipes import recipe_files
 
@@ -124,7 +125,7 @@ def hydra_settings_problems(overrides: Sequence[str]) -> list[str]:
                 sweeps += [o for o in parser.parse_overrides([f"{k}={v}" for k, v in params.items()])
                            if o.is_sweep_override()]
                 variants += _swept_choices(loader, sweeps, fixed)
-            problems = hydra_problems(hydra, policy)
+            problems = hydra_problems(hydra, policy, trusted_setup_lines())
             if problems:
                 composed = Composed(cfg, [], _origins(loader, variant, hydra_too=True)[0])
             for problem in problems:
@@ -255,13 +256,15 @@ def _file_of(config_path: str, source: str) -> Path | None:
 
 
 def _leaf_keys(node: Any, prefix: str) -> list[str]:
-    """Dotted keys of the leaves of a nested mapping (lists and empty mappings are leaves)."""
+    """Dotted keys of the leaves of a nested mapping (lists and empty mappings are leaves). A `???`
+    leaf only declares its key (hydra/config declares `hydra.launcher` after the launcher file set it),
+    so it is no origin."""
     if isinstance(node, dict) and node:
         keys = []
         for key, value in node.items():
             keys += _leaf_keys(value, f"{prefix}.{key}" if prefix else str(key))
         return keys
-    return [prefix] if prefix else []
+    return [prefix] if prefix and node != "???" else []
 
 
 def _set(origins: dict[str, str], key: str, where: str | None) -> None:

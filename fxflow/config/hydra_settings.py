@@ -11,6 +11,10 @@ from the composed (unresolved) values, by the same rules as every other `_target
   instantiate options or nested `_target_`s;
 - `hydra.launcher` / `hydra.sweeper`: a `_target_` in Hydra's own plugins or the installed
   `hydra_plugins` namespace (Hydra then accepts only registered plugin classes), no nested `_target_`;
+  a launcher's values never hold a line break (submitit writes them into a shell script), its
+  `setup` shell lines run only if the user's pyproject.toml trusts each one (`[tool.fxflow]
+  launcher_setup`), `additional_parameters` ask the scheduler for resources only (never files,
+  environment or commands), and `submitit_folder` stays inside the sweep folder;
 - `hydra.job_logging` / `hydra.hydra_logging`: handler and formatter classes (`class`, or the
   factory `()`) from logging's own (and colorlog's formatter), streams stdout/stderr, log files
   inside the run folder only;
@@ -37,12 +41,15 @@ SAFE_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 ENV_NAME = re.compile(r"^(OMP|MKL|KMP|OPENBLAS|CUDA|CUBLAS|CUDNN|NCCL|TORCH|PYTORCH)_[A-Z0-9_]+$")
 
 
-def hydra_problems(hydra: Mapping[str, Any], policy: TargetPolicy) -> list[ConfigProblem]:
-    """Every problem with the `hydra` node (plain, unresolved data), each with its dotted key."""
+def hydra_problems(hydra: Mapping[str, Any], policy: TargetPolicy,
+                   trusted_setup: tuple[str, ...] = ()) -> list[ConfigProblem]:
+    """Every problem with the `hydra` node (plain, unresolved data), each with its dotted key.
+    `trusted_setup`: the launcher setup lines the user's pyproject.toml trusts (fxflow.config.trust)."""
     problems: list[ConfigProblem] = []
     problems += _callbacks(hydra.get("callbacks"), policy)
     for section in ("launcher", "sweeper"):
         problems += _plugin(hydra.get(section), f"hydra.{section}")
+    problems += launcher_problems(hydra.get("launcher"), trusted_setup)
     for section in ("job_logging", "hydra_logging"):
         problems += _logging(hydra.get(section), f"hydra.{section}")
     job = hydra.get("job") if isinstance(hydra.get("job"), Mapping) else {}
@@ -119,6 +126,62 @@ def _plugin(node: Any, path: str) -> list[ConfigProblem]:
                                 "a launcher or sweeper from hydra or an installed hydra_plugins package, chosen "
                                 f"as a group (e.g. hydra/{path.split('.')[-1]}=joblib)"))
     return problems + _plain_arguments(node, path)
+
+
+# sbatch options that only ask the scheduler for resources, time and accounting. Others name files
+# (--output, --error, --input, --chdir), the job's environment (--export, --export-file) or
+# commands and images to run (--wrap, --container*, --bb*), so a config may not set them.
+SCHEDULING_PARAMETERS = frozenset({
+    "account", "begin", "constraint", "cores_per_socket", "cpus_per_gpu", "cpus_per_task", "deadline",
+    "dependency", "distribution", "exclude", "exclusive", "gpus", "gpus_per_node", "gpus_per_socket",
+    "gpus_per_task", "gres", "hint", "job_name", "licenses", "mail_type", "mem", "mem_per_cpu", "mem_per_gpu",
+    "nice", "no_requeue", "nodelist", "nodes", "ntasks", "ntasks_per_core", "ntasks_per_gpu", "ntasks_per_node",
+    "partition", "priority", "qos", "requeue", "reservation", "signal", "sockets_per_node", "switches",
+    "threads_per_core", "time", "time_min", "tmp", "wckey"})
+SWEEP_FOLDER = "${hydra.sweep.dir}/"
+
+
+def launcher_problems(node: Any, trusted_setup: tuple[str, ...] = ()) -> list[ConfigProblem]:
+    """What a cluster launcher (submitit's Slurm) would hand to a shell or write outside the sweep."""
+    if not isinstance(node, Mapping):
+        return []
+    problems = [ConfigProblem(where, "holds a line break: the launcher writes this value into a shell "
+                              "script, where a new line is a new command", value, "one line")
+                for where, value in _strings(node, "hydra.launcher") if "\n" in value or "\r" in value]
+    setup = node.get("setup")
+    for index, line in enumerate(setup if isinstance(setup, list) else [setup] if setup else []):
+        if line not in trusted_setup:
+            problems.append(ConfigProblem(f"hydra.launcher.setup.{index}", "is a shell line the launcher runs "
+                                          "before each job, and no pyproject.toml trusts it", line,
+                                          "the same line listed in [tool.fxflow] launcher_setup of the "
+                                          "pyproject.toml at or above the folder you start fxflow in"))
+    extra = node.get("additional_parameters")
+    for key, value in (extra.items() if isinstance(extra, Mapping) else []):
+        name = str(key).lstrip("-").replace("-", "_")
+        if name not in SCHEDULING_PARAMETERS:
+            problems.append(ConfigProblem(f"hydra.launcher.additional_parameters.{key}", "is not a scheduling "
+                                          "option: it could name files, the job's environment or a command",
+                                          value, ", ".join(sorted(SCHEDULING_PARAMETERS))))
+        elif isinstance(value, (Mapping, list)):
+            problems.append(ConfigProblem(f"hydra.launcher.additional_parameters.{key}", "must be a plain value",
+                                          value, "a number or one-line string"))
+    folder = node.get("submitit_folder")
+    if folder is not None and not (isinstance(folder, str) and folder.startswith(SWEEP_FOLDER)
+                                   and ".." not in folder):
+        problems.append(ConfigProblem("hydra.launcher.submitit_folder", "writes the launcher's files outside "
+                                      "the sweep folder", folder, SWEEP_FOLDER + ".submitit/%j, as written (unresolved)"))
+    return problems
+
+
+def _strings(value: Any, path: str) -> Iterator[tuple[str, str]]:
+    if isinstance(value, str):
+        yield path, value
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            yield from _strings(item, join_path(path, key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _strings(item, join_path(path, index))
 
 
 def _plain_arguments(node: Mapping[str, Any], path: str) -> list[ConfigProblem]:

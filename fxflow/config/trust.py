@@ -129,13 +129,28 @@ def nearest_pyproject(start: Path) -> Path | None:
     return None
 
 
+def trusted_setup_lines(cwd: Path | None = None) -> tuple[str, ...]:
+    """The shell lines a cluster launcher may run before each job (`hydra.launcher.setup`, e.g.
+    `module load cuda`): only those `[tool.fxflow] launcher_setup` lists in the nearest
+    pyproject.toml, the same file that says which packages are trusted; never from a config."""
+    pyproject = nearest_pyproject(cwd or working_folder())
+    if pyproject is None:
+        return ()
+    return tuple(line for line in _pyproject_list(pyproject, "launcher_setup") if isinstance(line, str))
+
+
 def _pyproject_trusted(path: Path) -> list[Any]:
     """`[tool.fxflow] trusted_packages` of one pyproject.toml; [] when absent or unreadable."""
+    return _pyproject_list(path, "trusted_packages")
+
+
+def _pyproject_list(path: Path, key: str) -> list[Any]:
+    """`[tool.fxflow] KEY` of one pyproject.toml; [] when absent, not a list or unreadable."""
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
         return []
     tool = data.get("tool", {})
     section = tool.get("fxflow", {}) if isinstance(tool, dict) else {}
-    value = section.get("trusted_packages", []) if isinstance(section, dict) else []
+    value = section.get(key, []) if isinstance(section, dict) else []
     return list(value) if isinstance(value, list) else []
