@@ -38,6 +38,8 @@ def _nearest(start: Path, root: Path) -> Path | None:
 
 @pytest.mark.parametrize("override,key", [
     ("hydra.launcher.setup=['curl x | sh']", "hydra.launcher.setup.0"),
+    ("+hydra.launcher.teardown=['rm -rf ~']", "hydra.launcher.teardown.0"),
+    ("+hydra.launcher.srun_args=['--prolog=/tmp/x.sh']", "hydra.launcher.srun_args.0"),
     ("+hydra.launcher.additional_parameters={output:/home/u/.bashrc}", "hydra.launcher.additional_parameters.output"),
     ("+hydra.launcher.additional_parameters={export:'ALL,LD_PRELOAD=x.so'}", "hydra.launcher.additional_parameters.export"),
     ("+hydra.launcher.additional_parameters={wrap:'rm -rf ~'}", "hydra.launcher.additional_parameters.wrap"),
@@ -57,7 +59,8 @@ def test_a_launcher_setting_that_reaches_a_shell_or_leaves_the_sweep_is_refused(
 def test_scheduling_options_and_the_default_folder_are_accepted(here):
     assert hydra_settings_problems([
         SLURM, "+hydra.launcher.additional_parameters={time:60,mail-type:END,qos:high}",
-        "hydra.launcher.partition=gpu", "hydra.launcher.comment='one line'"]) == []
+        "hydra.launcher.partition=gpu", "hydra.launcher.comment='one line'",
+        "+hydra.launcher.srun_args=['--cpus-per-task=4']"]) == []
 
 
 def test_setup_lines_run_only_when_the_users_pyproject_lists_each_one(here):

@@ -148,13 +148,21 @@ def launcher_problems(node: Any, trusted_setup: tuple[str, ...] = ()) -> list[Co
     problems = [ConfigProblem(where, "holds a line break: the launcher writes this value into a shell "
                               "script, where a new line is a new command", value, "one line")
                 for where, value in _strings(node, "hydra.launcher") if "\n" in value or "\r" in value]
-    setup = node.get("setup")
-    for index, line in enumerate(setup if isinstance(setup, list) else [setup] if setup else []):
-        if line not in trusted_setup:
-            problems.append(ConfigProblem(f"hydra.launcher.setup.{index}", "is a shell line the launcher runs "
-                                          "before each job, and no pyproject.toml trusts it", line,
-                                          "the same line listed in [tool.fxflow] launcher_setup of the "
-                                          "pyproject.toml at or above the folder you start fxflow in"))
+    for key in ("setup", "teardown"):  # shell lines submitit runs before / after each job
+        lines = node.get(key)
+        for index, line in enumerate(lines if isinstance(lines, list) else [lines] if lines else []):
+            if line not in trusted_setup:
+                problems.append(ConfigProblem(f"hydra.launcher.{key}.{index}", "is a shell line the launcher runs "
+                                              "beside each job, and no pyproject.toml trusts it", line,
+                                              "the same line listed in [tool.fxflow] launcher_setup of the "
+                                              "pyproject.toml at or above the folder you start fxflow in"))
+    srun = node.get("srun_args")
+    for index, arg in enumerate(srun if isinstance(srun, list) else [srun] if srun else []):
+        name = str(arg).lstrip("-").split("=")[0].replace("-", "_")
+        if name not in SCHEDULING_PARAMETERS:
+            problems.append(ConfigProblem(f"hydra.launcher.srun_args.{index}", "is not a scheduling option: "
+                                          "srun options can run programs (--prolog) or set the environment",
+                                          arg, "--OPTION=VALUE for a scheduling option such as --cpus-per-task"))
     extra = node.get("additional_parameters")
     for key, value in (extra.items() if isinstance(extra, Mapping) else []):
         name = str(key).lstrip("-").replace("-", "_")
