@@ -23,6 +23,8 @@ nothing else) or other files, or a sweep directory holds a different sweep.
 
 from __future__ import annotations
 
+from functools import partial
+
 import contextlib
 import io
 import sys
@@ -43,6 +45,22 @@ from fxflow.record.run_dir import fresh_job_dir, register_resolvers
 _STATUSES: list[str] = []
 _CONFIG_DIR_FLAGS = ("--config-dir", "-cd")
 _RUN_DIRS: list[Path] = []
+
+
+def _unknown_key(argv: list[str], exc: Exception) -> str | None:
+    """Hydra's "Could not override 'KEY'" names no alternative: the closest keys, as `validate` gives them."""
+    from fxflow.verbs.validate import override_problem
+
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    try:  # a swept value composes as its first choice: the keys are the same for each
+        overrides = [f"{o.get_key_element()}={next(iter(o.sweep_string_iterator()))}" if o.is_sweep_override()
+                     else o.input_line for o in OverridesParser.create().parse_overrides(
+                         [item for item in argv if "=" in item and not item.startswith("-")])]
+        found = override_problem(exc, None, overrides)
+    except Exception:  # noqa: BLE001 - the hint is a courtesy; Hydra's own line still explains
+        return None
+    return f"{found[0]} (from {found[1]})" if found else None
 
 
 def _task(cfg: DictConfig) -> dict:
@@ -240,7 +258,7 @@ def _main(argv: list[str]) -> None:
 
             OmegaConf.register_new_resolver("fxflow_overview", lambda: overview_text(80), replace=True)  # --help's listing
             sys.argv = ["fxflow", *argv]  # Hydra names the program after argv[0] (--help's shell-completion lines)
-            with hydra_errors_in_one_line():  # a read-only outputs/, a full disk: one line, not a traceback
+            with hydra_errors_in_one_line(partial(_unknown_key, argv)):  # one line, not a traceback
                 hydra.main(config_path=str(conf_dir()), config_name="config", version_base="1.3")(_task)()
     except Interrupted as exc:
         _settle_sweep("interrupted", f"the sweep was interrupted by {exc.name}")

@@ -15,7 +15,7 @@ import errno
 import os
 import sys
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Callable, Iterator
 
 from hydra.errors import CompactHydraException
 from omegaconf.errors import OmegaConfBaseException
@@ -24,8 +24,9 @@ _FLAG = "HYDRA_FULL_ERROR"
 
 
 @contextmanager
-def hydra_errors_in_one_line() -> Iterator[None]:
-    """Run a Hydra application; an exception escaping it is printed as one line, exit code 1."""
+def hydra_errors_in_one_line(explain: Callable[[Exception], str | None] | None = None) -> Iterator[None]:
+    """Run a Hydra application; an exception escaping it is printed as one line, exit code 1.
+    `explain` may word a failure better than `describe` can, knowing the command's overrides."""
     wanted = os.environ.get(_FLAG)
     os.environ[_FLAG] = "1"
     try:
@@ -33,7 +34,7 @@ def hydra_errors_in_one_line() -> Iterator[None]:
     except Exception as exc:  # noqa: BLE001 - the point: one line instead of a traceback
         if wanted == "1":
             raise
-        print(f"fxflow: error: {describe(exc)}", file=sys.stderr)
+        print(f"fxflow: error: {(explain(exc) if explain else None) or describe(exc)}", file=sys.stderr)
         sys.exit(1)
     finally:
         if wanted is None:

@@ -70,3 +70,25 @@ def test_validate_blames_an_override_for_an_unknown_option_and_a_value_outside_t
     code, out = validate("partition_latency", "transforms.partition.mode=size_base")
     assert code == 1 and "(did you mean 'size_based'?)" in out
     assert "in command line (transforms.partition.mode=size_base)" in out
+
+
+@pytest.mark.parametrize("argv,wanted", [
+    (["recipe=sparse_nn", "transforms.partition.algoritm=dp"],
+     "transforms.partition.algoritm: no such key under transforms.partition (did you mean 'algorithm'?)"),
+    (["-m", "recipe=sparse_nn", "devices=two_gpu,three_gpu", "transforms.partition.algoritm=dp"],
+     "(did you mean 'algorithm'?)"),
+    (["recipe=sparse_nn", "transforms.partiton.algorithm=dp"],
+     "no such key as 'partiton' under transforms (did you mean 'partition'?)"),
+])
+def test_a_run_with_a_mistyped_key_names_the_close_one_and_starts_nothing(capsys, tmp_path, monkeypatch, argv, wanted):
+    monkeypatch.chdir(tmp_path)
+    code, out = entry_point(capsys, *argv)
+    assert code == 1 and wanted in out and len(out.strip().splitlines()) == 1, out
+    assert "command line (transforms." in out and "Traceback" not in out
+    assert not (tmp_path / "outputs").exists()
+
+
+def test_validate_takes_a_runs_recipe_syntax_as_the_recipes_to_check():
+    code, out = validate("recipe=sparse_nn,partition_latency", "devices=two_gpu")
+    assert code == 0 and out.splitlines()[-1] == "2 of 2 recipe(s) valid"
+    assert "valid    sparse_nn" in out and "valid    partition_latency" in out

@@ -55,6 +55,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace, console: Console) -> int:
     overrides = [item for item in args.items if "=" in item or item.startswith("~")]
     recipes = [item for item in args.items if item not in overrides]
+    for item in [o for o in overrides if o.startswith("recipe=")]:  # a run's own syntax names recipes too
+        overrides.remove(item)
+        recipes += [name for name in item.split("=", 1)[1].split(",") if name]
     if args.all or not recipes:
         recipes = list(recipe_files())
     verdicts = [check_recipe(name, overrides) for name in recipes]
@@ -111,7 +114,7 @@ def check_recipe(recipe: str, overrides: list[str] = (), with_origins: bool = Fa
     return verdict
 
 
-def override_problem(exc: Exception, recipe: str, overrides: list[str]) -> tuple[str, str] | None:
+def override_problem(exc: Exception, recipe: str | None, overrides: list[str]) -> tuple[str, str] | None:
     """Hydra's "Could not override 'KEY'" for a key the config does not have: blamed on the override
     that named it (not the recipe file), with the closest keys beside it."""
     match = re.search(r"Could not override '([^']+)'", str(exc))
@@ -123,12 +126,18 @@ def override_problem(exc: Exception, recipe: str, overrides: list[str]) -> tuple
         return None
     parent, _, name = key.rpartition(".")
     try:
-        rest = compose_with_origins(recipe, [o for o in overrides if o != typed], origins=False).cfg
-        node = OmegaConf.select(rest, parent) if parent else rest
+        node = compose_with_origins(recipe, [o for o in overrides if o != typed], origins=False).cfg
+        parts = key.split(".")
+        for depth, part in enumerate(parts[:-1]):  # the first name that is missing is the one to fix
+            if not (isinstance(node, DictConfig) and part in node):
+                parent, name = ".".join(parts[:depth]), part
+                break
+            node = node[part]
         siblings = list(node.keys()) if isinstance(node, DictConfig) else []
     except Exception:  # noqa: BLE001 - the hint is a courtesy; the problem stands without it
         siblings = []
-    text = (f"{key}: no such key{' under ' + parent if parent else ''}{did_you_mean(name, siblings)}; "
+    text = (f"{key}: no such key{' as ' + repr(name) if name != key.rpartition('.')[2] else ''}"
+            f"{' under ' + parent if parent else ''}{did_you_mean(name, siblings)}; "
             f"+{key}=... adds a new one")
     return text, f"{COMMAND_LINE} ({typed})"
 
