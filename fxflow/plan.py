@@ -27,6 +27,7 @@ from fxflow.stages import GRAPH, GraphProperty
 from fxflow.steps import RunStep
 from fxflow.tracers import Tracer
 from fxflow.transforms.base import Transform
+from fxflow.config.renamed import renamed
 
 BUILTIN_STAGES = ("build", "trace")
 
@@ -251,12 +252,6 @@ def _names_alike(a: str, b: str) -> bool:
     return plain(a) == plain(b)
 
 
-def __getattr__(name: str) -> object:
-    """`Plan` was renamed `RunPlan` (fxflow.distributed's Plan is the execution plan);
-    the old name works for one release."""
-    if name == "Plan":
-        import warnings
-
-        warnings.warn("fxflow.plan.Plan is now RunPlan", DeprecationWarning, stacklevel=2)
-        return RunPlan
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+# `Plan` was renamed `RunPlan` (fxflow.distributed's Plan is the execution plan); the old
+# name works for one release.
+__getattr__ = renamed(__name__, Plan=RunPlan)

@@ -36,6 +36,7 @@ def test_config_imports_nothing_else_from_fxflow(path):
 # Inside the bottom layer too, imports run one way: the words every config message uses, then the
 # rules (the schema, what a `_target_` may name), then the checking that applies them.
 CONFIG_LAYERS = [
+    ("deprecations", ("fxflow.config.renamed",)),
     ("words", ("fxflow.config.names", "fxflow.config.errors")),
     ("trust", ("fxflow.config.trust",)),
     ("rules", ("fxflow.config.schema", "fxflow.config.targets")),

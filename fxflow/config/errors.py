@@ -8,6 +8,8 @@ from typing import Any, Iterable
 
 from pydantic import BaseModel, ValidationError
 
+from fxflow.config.renamed import renamed
+
 
 @dataclass(frozen=True)
 class ConfigProblem:
@@ -142,12 +144,6 @@ def _unwrap_optional(tp: Any) -> Any:
     return models[0] if models else tp
 
 
-def __getattr__(name: str) -> object:
-    """`Problem` was renamed `ConfigProblem` (fxflow.partitioning's Problem is the placement problem);
-    the old name works for one release."""
-    if name == "Problem":
-        import warnings
-
-        warnings.warn("fxflow.config.errors.Problem is now ConfigProblem", DeprecationWarning, stacklevel=2)
-        return ConfigProblem
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+# `Problem` was renamed `ConfigProblem` (fxflow.partitioning's Problem is the placement
+# problem); the old name works for one release.
+__getattr__ = renamed(__name__, Problem=ConfigProblem)

@@ -30,6 +30,8 @@ import networkx as nx
 import torch
 from torch.fx import GraphModule, Node
 
+from fxflow.config.renamed import renamed
+
 DRIVER = 0
 CONSTANT = -1  # home of get_attr values: copied to their readers at start-up
 _SUBMOD = re.compile(r"submod_(\d+)")
@@ -347,12 +349,6 @@ def _downstream(split: GraphModule, submods: dict[str, int]) -> dict[Node, set[A
     return reach
 
 
-def __getattr__(name: str) -> object:
-    """`Placement` was renamed `SlotAssignment` (fxflow.partitioning's Placement is the node placement);
-    the old name works for one release."""
-    if name == "Placement":
-        import warnings
-
-        warnings.warn("fxflow.distributed.plan.Placement is now SlotAssignment", DeprecationWarning, stacklevel=2)
-        return SlotAssignment
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+# `Placement` was renamed `SlotAssignment` (fxflow.partitioning's Placement is the node
+# placement); the old name works for one release.
+__getattr__ = renamed(__name__, Placement=SlotAssignment)
