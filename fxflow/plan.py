@@ -19,6 +19,7 @@ from fxflow.config.components import (build_component, check_input_objects, chec
                                       misplaced_targets)
 from fxflow.config.errors import ConfigError, ConfigProblem, did_you_mean
 from fxflow.config.names import safe_name_problem
+from fxflow.config.renamed import renamed
 from fxflow.config.schema import RunConfig
 from fxflow.config.targets import ModelTarget, NotImported, TargetPolicy, not_imported
 from fxflow.config.validate import validate_schema
@@ -27,7 +28,6 @@ from fxflow.stages import GRAPH, GraphProperty
 from fxflow.steps import RunStep
 from fxflow.tracers import Tracer
 from fxflow.transforms.base import Transform
-from fxflow.config.renamed import renamed
 
 BUILTIN_STAGES = ("build", "trace")
 
