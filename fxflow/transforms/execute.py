@@ -192,7 +192,11 @@ class ExecutePartitions(Transform):
                               "placement": placement.to_json(), "partition_dag": cut.partition_dag,
                               "chain": True, "startup": startup, "stages": cut.describe(), **described})
             if self.training:
-                ctx.facts["training"] = module.train_proof(dict(ctx.inputs), gm)
+                proof = ctx.facts["training"] = module.train_proof(dict(ctx.inputs), gm)
+                if not proof["matches"]:
+                    raise ValueError(f"transforms.{ctx.name}.training: the pipeline's training step differs from the "
+                                     f"split module's run eagerly (largest loss difference {proof['max_abs_loss_diff']:.3g}, "
+                                     f"gradient {proof['max_abs_grad_diff']:.3g}, unmatched {proof['unmatched_parameters']})")
             if self.measure:
                 ctx.facts.update(repeats=self.repeats, warmup=self.warmup,
                                  **module.measure(dict(ctx.inputs), repeats=self.repeats, warmup=self.warmup,
