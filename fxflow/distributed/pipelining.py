@@ -267,9 +267,15 @@ class PipelinedModule:
         begin = time.perf_counter()
         rank = int(os.environ["RANK"])
         self._runner = self._setup(rank, None).start()
-        pids: list[Any] = [None] * world
-        dist.all_gather_object(pids, os.getpid())
-        self.pids = pids
+        seen: list[Any] = [None] * world
+        dist.all_gather_object(seen, (os.getpid(), self.signature()))
+        self.pids = [pid for pid, _ in seen]
+        differ = [r for r, (_, sig) in enumerate(seen) if sig != seen[0][1]]
+        if differ:
+            self.close()
+            raise RuntimeError(f"torchrun ranks {differ} cut the model into other stages than rank 0: every rank must "
+                               "plan the same pipeline (a latency model that times nodes can differ between hosts; "
+                               "use one that does not, or a placement given ahead of time)")
         self.startup = {"start_method": "torchrun", "rank": rank, "total_s": time.perf_counter() - begin,
                         **self._runner.startup}
         return self.startup
@@ -373,6 +379,13 @@ class PipelinedModule:
             self._target_shape = (out.shape, out.dtype)
         shape, dtype = self._target_shape
         return torch.randn(shape, generator=torch.Generator().manual_seed(self.seed), dtype=dtype)
+
+    def signature(self) -> str:
+        """The stages' code, submodules included: equal on two ranks when they planned the same cut."""
+        if isinstance(self.stages, TorchSplitStages):
+            return repr(self.stages.split_before)
+        return repr([[(name, getattr(m, "code", type(m).__name__)) for name, m in stage.named_modules()]
+                     for stage in self.stages])
 
     def describe(self) -> dict[str, Any]:
         """Where every stage runs."""

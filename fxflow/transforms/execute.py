@@ -52,6 +52,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import warnings
 from typing import Any, ClassVar, Literal
 
@@ -70,7 +71,7 @@ from fxflow.distributed import (
 )
 from fxflow.distributed.facts import ExecutionFacts
 from fxflow.distributed.pipeline_stages import NotAPipeline, pipeline_stages
-from fxflow.distributed.pipelining import PipelinedModule
+from fxflow.distributed.pipelining import TORCHRUN_ENV, PipelinedModule
 from fxflow.partitioning.facts import partition_facts_of
 from fxflow.stages import DISTRIBUTED, PLACED
 from fxflow.transforms.base import StageContext, Transform
@@ -177,6 +178,11 @@ class ExecutePartitions(Transform):
         except NotAPipeline as exc:
             raise ValueError(f"transforms.{ctx.name}.engine=pipelining runs a plan that is a chain of stages, and this "
                              f"one is not: {exc}. Use engine=fxflow (fxflow's executor runs any placement)") from None
+        unset = [k for k in TORCHRUN_ENV if k not in os.environ] if self.launch == "torchrun" else []
+        if unset:
+            raise ValueError(f"transforms.{ctx.name}.launch=torchrun: this process is not a torchrun rank ({unset} unset); "
+                             "run the command under torchrun (torchrun --nnodes=N --node-rank=R --nproc-per-node=P "
+                             "--master-addr=HOST --master-port=PORT -m fxflow ...), or use launch=fxflow")
         count = max(self.microbatches, 1)
         if self.schedule == "1f1b" and count < cut.num_stages:
             raise ValueError(f"transforms.{ctx.name}.microbatches={self.microbatches}: schedule 1f1b needs at least as "
