@@ -28,6 +28,7 @@ compares fxflow's cut with.
 
 from __future__ import annotations
 
+import copy
 import os
 import statistics
 import time
@@ -64,7 +65,8 @@ class TorchSplitStages:
         from torch.distributed.pipelining import SplitPoint, pipeline
 
         spec = {name: SplitPoint.BEGINNING for name in self.split_before}
-        return pipeline(self.model, mb_args=self.example_args, split_spec=spec).get_stage_module(stage)
+        model = copy.deepcopy(self.model)  # pipeline() marks the split points on the model it traces
+        return pipeline(model, mb_args=self.example_args, split_spec=spec).get_stage_module(stage)
 
 
 @dataclass
@@ -184,7 +186,7 @@ class StageRunner:
         losses: list[Any] = []
         self._step(arg, train=True, losses=losses)
         grads = {name: p.grad.detach().cpu() for name, p in self.module.named_parameters() if p.grad is not None}
-        return {"grads": grads, "losses": [float(v) for v in losses] if self.is_last else None}
+        return {"grads": grads, "losses": [float(v.detach()) for v in losses] if self.is_last else None}
 
     def _mark(self, doing: _Doing | None) -> None:
         self.current = doing
