@@ -165,7 +165,8 @@ def torchrun_pair(out: Path) -> dict:
         port = s.getsockname()[1]
     # a latency model that does not time nodes: both hosts must plan the same cut
     overrides = [*CUT, "+latency@transforms.partition.latency_model=size_x2", "transforms.execute.launch=torchrun"]
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (str(Path(__file__).parents[1]), os.environ.get("PYTHONPATH")) if p))
+    paths = (str(Path(__file__).parents[1]), os.environ.get("PYTHONPATH"))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in paths if p))
     procs = []
     for rank in (0, 1):
         command = [sys.executable, "-m", "torch.distributed.run", "--nnodes=2", "--nproc-per-node=1",

@@ -112,7 +112,11 @@ class StageRunner:
         self.progress = progress
         self.current: _Doing | None = None
         torch.set_num_threads(setup.threads)
-        torch.manual_seed(setup.seed)
+        if setup.port is not None:  # a process of its own; under torchrun this is the run's process: its RNG stays
+            torch.manual_seed(setup.seed)
+        self.device = torch.device(setup.device)
+        if self.device.type == "cuda":
+            torch.cuda.set_device(self.device)
         for key, value in setup.env.items():
             os.environ.setdefault(key, value)
         timeout = timedelta(seconds=setup.timeout_s)
@@ -125,7 +129,6 @@ class StageRunner:
                                         timeout=timeout)
         loaded = time.perf_counter()
         module = setup.module(setup.rank) if isinstance(setup.module, TorchSplitStages) else setup.module
-        self.device = torch.device(setup.device)
         self.module = module.to(self.device)
         self.stage = PipelineStage(self.module, setup.rank, setup.world_size, self.device)
         self.is_first, self.is_last = setup.rank == 0, setup.rank == setup.world_size - 1
@@ -264,8 +267,9 @@ class PipelinedModule:
             raise RuntimeError(f"launch torchrun needs the environment torchrun sets; {missing} are unset")
         world = int(os.environ["WORLD_SIZE"])
         if world != self.num_stages:
-            raise RuntimeError(f"torchrun started {world} ranks but the pipeline has {self.num_stages} stages: give "
-                               f"torchrun one process per stage in all (--nnodes x --nproc-per-node = {self.num_stages})")
+            raise RuntimeError(f"launch=torchrun: torchrun started {world} ranks but the pipeline has {self.num_stages} "
+                               f"stages: give torchrun one process per stage in all (--nnodes x --nproc-per-node = "
+                               f"{self.num_stages})")
         begin = time.perf_counter()
         rank = int(os.environ["RANK"])
         self._runner = self._setup(rank, None).start()
@@ -275,8 +279,8 @@ class PipelinedModule:
         differ = [r for r, (_, sig) in enumerate(seen) if sig != seen[0][1]]
         if differ:
             self.close()
-            raise RuntimeError(f"torchrun ranks {differ} cut the model into other stages than rank 0: every rank must "
-                               "plan the same pipeline (a latency model that times nodes can differ between hosts; "
+            raise RuntimeError(f"launch=torchrun: ranks {differ} cut the model into other stages than rank 0: every "
+                               "rank must plan the same pipeline (a latency model that times nodes can differ between hosts; "
                                "use one that does not, or a placement given ahead of time)")
         self.startup = {"start_method": "torchrun", "rank": rank, "total_s": time.perf_counter() - begin,
                         **self._runner.startup}
@@ -391,10 +395,11 @@ class PipelinedModule:
 
     def describe(self) -> dict[str, Any]:
         """Where every stage runs."""
+        ranks = [{"rank": r, "role": "stage", "device": self.devices[r], "device_name": self.device_names[r],
+                  "partitions": self.partitions[r], "pid": self.pids[r] if r < len(self.pids) else None}
+                 for r in range(self.num_stages)]
         return {"launch": self.launch, "schedule": self.schedule, "microbatches": self.microbatches,
-                "world_size": self.num_stages, "ranks": [
-                    {"rank": r, "role": "stage", "device": self.devices[r], "device_name": self.device_names[r],
-                     "partitions": self.partitions[r], "pid": self.pids[r] if r < len(self.pids) else None} for r in range(self.num_stages)]}
+                "world_size": self.num_stages, "ranks": ranks}
 
     # -- plumbing ---------------------------------------------------------------------------
 

@@ -201,8 +201,9 @@ class ExecutePartitions(Transform):
                 proof = ctx.facts["training"] = module.train_proof(dict(ctx.inputs), gm)
                 if not proof["matches"]:
                     raise ValueError(f"transforms.{ctx.name}.training: the pipeline's training step differs from the "
-                                     f"split module's run eagerly (largest loss difference {proof['max_abs_loss_diff']:.3g}, "
-                                     f"gradient {proof['max_abs_grad_diff']:.3g}, unmatched {proof['unmatched_parameters']})")
+                                     "split module's run eagerly (largest loss difference "
+                                     f"{proof['max_abs_loss_diff']:.3g}, gradient {proof['max_abs_grad_diff']:.3g}, "
+                                     f"unmatched {proof['unmatched_parameters']})")
             if self.measure:
                 ctx.facts.update(repeats=self.repeats, warmup=self.warmup,
                                  **module.measure(dict(ctx.inputs), repeats=self.repeats, warmup=self.warmup,
