@@ -142,14 +142,17 @@ def main() -> None:
         row = {"step": step, "fxflow_split_s": mine, "pipelining_equal_split_s": theirs, "speedup": theirs / mine,
                "fxflow_cut_by_pipelining_frontend_s": same, "cut_only_speedup": theirs / same,
                "equal_split_by_fxflow_s": median["equal", "fxflow", schedule],
+               "best_round_speedup": min(samples["equal", "pipelining", schedule])
+               / min(samples["fxflow", "fxflow", schedule]),
                "samples": {"/".join(k[:2]): samples[k] for k in samples if k[2] == schedule}}
         figures["ab"][schedule] = row
         print(f"{schedule} {step} step, {args.microbatches} micro-batches of {args.batch // args.microbatches}: "
               f"fxflow's split {mine * 1e3:.2f} ms, pipelining's equal split {theirs * 1e3:.2f} ms -> x{theirs / mine:.2f}; "
               f"fxflow's cut built by pipeline() {same * 1e3:.2f} ms (x{theirs / same:.2f}), the equal split built "
-              f"by fxflow {row['equal_split_by_fxflow_s'] * 1e3:.2f} ms")
+              f"by fxflow {row['equal_split_by_fxflow_s'] * 1e3:.2f} ms; best rounds x{row['best_round_speedup']:.2f}")
     print(f"(medians of {args.rounds} rounds x {args.repeats} steps, two processes with one thread each; measured "
-          "under whatever load the machine had)")
+          "under whatever load the machine had: on a loaded machine the two ranks share cores, which hurts the "
+          "balanced cut most; 'best rounds' compares each side's fastest round)")
 
     # 3. the fxflow command as two torchrun ranks on loopback
     if not args.no_torchrun:
