@@ -88,6 +88,9 @@ through every rank without waiting for outputs: for a chain that is GPipe's forw
 (torch.distributed.pipelining's ScheduleGPipe also runs forward-only on gloo and CPU, but its
 stages exchange tensors only, one stage per rank with the result on the last one, while split
 modules pass tuples, ints and values that skip stages; streaming here works on any DAG.)
+A split whose partitions form a chain can also run on torch.distributed.pipelining itself:
+`fxflow.distributed.pipeline_stages` cuts it into stage modules (values that skip a stage carried
+through it) and `fxflow.distributed.pipelining.PipelinedModule` runs them with GPipe or 1F1B.
 """
 
 from fxflow.distributed.calibration import calibrated_latency, node_latency_mapping

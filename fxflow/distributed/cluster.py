@@ -250,8 +250,8 @@ class Cluster:
 
     def _where(self, rank: int) -> str:
         info = self.ranks[rank]
-        if rank == 0:
-            return "rank 0 (driver)"
+        if info.get("role", "driver" if rank == 0 else "worker") == "driver":
+            return f"rank {rank} (driver)"
         name = f" '{info['device_name']}'" if info.get("device_name") else ""
         return f"rank {rank} (partitions {info.get('partitions', [])} on {info.get('device', '?')}{name})"
 

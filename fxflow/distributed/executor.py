@@ -192,7 +192,7 @@ class DistributedModule:
     # -- setup ------------------------------------------------------------------------------
 
     def _setup(self, rank: int, port: int) -> RankSetup:
-        modules = {s.target: _picklable(self.split.get_submodule(s.target))
+        modules = {s.target: picklable(self.split.get_submodule(s.target))
                    for s in self.plan.steps if s.home == rank and s.op == "call_module"}
         constants = {name: operator.attrgetter(self.plan.constant_targets[name])(self.split)
                      for name, readers in self.plan.constant_readers.items() if rank in readers}
@@ -218,7 +218,7 @@ def run_partitioned(split: GraphModule, placement: SlotAssignment | Mapping[int,
                                   microbatches=microbatches, split_inputs=split_inputs)
 
 
-def _picklable(module: torch.nn.Module) -> torch.nn.Module:
+def picklable(module: torch.nn.Module) -> torch.nn.Module:
     """A GraphModule whose placeholders carry string annotations ('torch.Tensor', from a model
     written with `from __future__ import annotations`) does not pickle: fx emits the string as a
     global of the generated code. Ship a copy without those annotations (same parameters)."""

@@ -34,3 +34,9 @@ class ExecutionFacts(BaseModel):
     pipeline: dict[str, Any] | None = None
     calibration: dict[str, Any] | None = None
     graph: dict[str, Any] | None = None
+    # engine pipelining (fxflow.distributed.pipelining):
+    engine: str = "fxflow"
+    schedule: str | None = None
+    stages: list[dict[str, Any]] | None = None
+    step_s: float | None = None
+    training: dict[str, Any] | None = None

@@ -37,7 +37,8 @@ from fxflow.distributed.wire import Sent, Wire
 # (Like every multiprocessing child, a rank still runs the caller's script as __mp_main__ when
 # the caller is a script, `python x.py`; keep its heavy imports under `if __name__ == "__main__"`.
 # `python -m pkg` callers such as `python -m fxflow` or `python -m pytest` are not re-run.)
-PRELOAD = ("torch", "torch.distributed", "fxflow.distributed.worker")
+# torch.distributed.pipelining (the pipelining engine's ranks) takes ~0.9 s to import on its own.
+PRELOAD = ("torch", "torch.distributed", "torch.distributed.pipelining", "fxflow.distributed.worker")
 IDLE = -1
 
 
@@ -57,18 +58,22 @@ class RankSetup:
     seed: int = 0
     env: dict[str, str] = field(default_factory=dict)
 
+    def start(self, progress: Any) -> "RankRunner":
+        """The rank's program, built in the rank's process (other setups start other programs)."""
+        return RankRunner(self, progress)
+
 
 def worker_main(rank: int, conn: Connection, lifeline: Connection, progress: Any) -> None:
     """Process entry point of rank `rank`."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the caller decides what Ctrl-C ends
     threading.Thread(target=_exit_when_closed, args=(lifeline,), daemon=True).start()
-    runner: RankRunner | None = None
+    runner: Any = None  # RankRunner, or another setup's program with the same commands
     try:
         _reply(conn, "hello", {"pid": os.getpid()})
         data = conn.recv_bytes()
         start = time.perf_counter()
-        setup: RankSetup = pickle.loads(data)
-        runner = RankRunner(setup, progress)
+        setup = pickle.loads(data)  # a RankSetup, or another program's setup with `start`
+        runner = setup.start(progress)  # this executor's RankRunner, or a pipeline stage's runner
         runner.startup["load_s"] += runner.began - start
         _reply(conn, "ready", runner.startup)
         while True:

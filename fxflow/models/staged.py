@@ -1,7 +1,9 @@
 """Models whose partition DAG has a known shape, for running partitions on separate workers.
 
-`MLPChain` splits into a chain of stages (a pipeline); `ParallelBranches` splits into a stem,
-independent branches that can run at the same time on different devices, and a head.
+`MLPChain` splits into a chain of stages (a pipeline); `WidthChain` too, with layers of very
+different cost, so an equal number of layers per stage is far from an equal time per stage;
+`ParallelBranches` splits into a stem, independent branches that can run at the same time on
+different devices, and a head.
 """
 
 from __future__ import annotations
@@ -23,6 +25,19 @@ class MLPChain(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.blocks(x)
+
+
+class WidthChain(nn.Module):
+    """forward(x [batch, widths[0]]) -> [batch, widths[-1]]: Linear(widths[i], widths[i+1]) + ReLU
+    in a row (`layers.<2i>` is the i-th Linear). Uneven widths make uneven layers."""
+
+    def __init__(self, widths: list[int] | tuple[int, ...] = (1024, 1024, 1024, 1024, 1024, 128, 128, 128, 128)):
+        super().__init__()
+        pairs = zip(widths[:-1], widths[1:])
+        self.layers = nn.Sequential(*(m for a, b in pairs for m in (nn.Linear(a, b), nn.ReLU())))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layers(x)
 
 
 class ParallelBranches(nn.Module):

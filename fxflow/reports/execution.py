@@ -36,7 +36,9 @@ class ExecutionReport(StageReport):
 
     def write(self, record: RunRecord, stage: str, facts: dict[str, Any], before: Any, after: Any,
               options: ReportSpec) -> list[str]:
-        parts = [f"# {stage}: {facts['workers']} worker process(es) and a driver over {facts['process_group']}", ""]
+        who = "pipeline stage(s), torch.distributed.pipelining" if facts.get("engine") == "pipelining" else \
+            "worker process(es) and a driver"
+        parts = [f"# {stage}: {facts['workers']} {who} over {facts['process_group']}", ""]
         if facts.get("partitions"):
             parts += [tabulate(_rows(facts), headers=_HEADERS, tablefmt="github"), ""]
         if facts.get("edges"):
@@ -71,6 +73,8 @@ def terminal_table(stage: str, facts: dict[str, Any]) -> Table:
 def summary_lines(stage: str, facts: dict[str, Any]) -> list[str]:
     """The run in words: processes and start-up, replicated partitions, end to end, critical path,
     pipeline throughput, the calibrated latency model, a failure."""
+    if facts.get("engine") == "pipelining":
+        return pipelining_lines(facts)
     startup = facts.get("startup") or {}
     lines = [f"{facts['workers']} worker process(es) + a driver, {facts['process_group']}"
              + (f"; started in {startup['total_s']:.2f} s (forkserver {startup['forkserver_s']:.2f} s, processes "
@@ -106,6 +110,28 @@ def summary_lines(stage: str, facts: dict[str, Any]) -> list[str]:
         lines.append(f"measured latency model: {stage}/{calibration['file']} (re-partition with "
                      f"latency@transforms.partition.latency_model=calibrated transforms.partition.latency_model.path=FILE"
                      + (f" transforms.partition.transfer_rate_bytes_per_sec={rate:.4g}" if rate else "") + ").")
+    if facts.get("failure"):
+        lines.append(f"failed: {facts['failure']['message']}")
+    return lines
+
+
+def pipelining_lines(facts: dict[str, Any]) -> list[str]:
+    """A run by torch.distributed.pipelining in words: stages, schedule, step time, the training proof."""
+    startup = facts.get("startup") or {}
+    lines = [f"{facts['workers']} pipeline stage(s) (torch.distributed.pipelining, {facts['schedule']}, "
+             f"{facts['microbatches']} micro-batch(es)), {facts['process_group']}, launched by {facts['launch']}"
+             + (f"; started in {startup['total_s']:.2f} s." if "total_s" in startup else ".")]
+    for row in facts.get("stages") or []:
+        lines.append(f"stage {row['stage']} on {row.get('device_name') or row['device']}: partitions {row['partitions']}, "
+                     f"{', '.join(row['inputs'])} in, {', '.join(row['outputs'])} out.")
+    if facts.get("step_s") is not None:
+        lines.append(f"one {facts['step']} step of the schedule: {_ms(facts['step_s'])} ms (median of {facts['repeats']}, "
+                     f"min {_ms(facts['step_min_s'])} ms), {_num(facts['samples_per_s'])} samples/s.")
+    proof = facts.get("training")
+    if proof:
+        lines.append(f"training step against {proof['reference']}: losses and {proof['parameters']} gradients "
+                     f"{'match' if proof['matches'] else 'DIFFER'} (largest differences {proof['max_abs_loss_diff']:.3g} "
+                     f"and {proof['max_abs_grad_diff']:.3g}).")
     if facts.get("failure"):
         lines.append(f"failed: {facts['failure']['message']}")
     return lines

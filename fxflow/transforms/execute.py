@@ -31,12 +31,28 @@ and transfer time per crossing value), `end_to_end_s`, `critical_path` (predicte
 latency model written to `calibrated_latency.json` in the stage's folder, which
 `fxflow.partitioning.latency.CalibratedLatency` feeds back into the partitioner. When a worker
 fails, `failure` says which rank, partition and step, and why.
+
+engine: pipelining runs a plan that is a chain of stages with torch.distributed.pipelining instead
+(fxflow.distributed.pipelining): fxflow's cut, one `PipelineStage` per device (consecutive
+partitions on one device are one stage), torch's `schedule` (gpipe | 1f1b) over `microbatches`.
+The ranks start from fxflow's forkserver (`launch: fxflow`), or this process is one rank of a
+`torchrun` job (`launch: torchrun`, one process per stage over all hosts). A placement that is
+not a chain is refused with the reason: fxflow's own executor (engine: fxflow) runs any DAG.
+With `training: true` the step is a training step (mean squared error against a seeded target,
+backward through the schedule). Facts: `engine`, `launch`, `schedule`, `microbatches`, `stages`
+(partitions, device, values in and out per stage), the ranks and placement as above; with
+`measure`: `step` (forward | train), `step_s` (the slowest rank's seconds per schedule step,
+median after warm-up), `step_min_s`, `rank_step_s`, `samples_per_s`; with `training`:
+`training` (one training step's losses and
+every stage's gradients against the split module run eagerly here: `matches`, the largest
+differences).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import warnings
 from typing import Any, ClassVar, Literal
 
@@ -54,6 +70,8 @@ from fxflow.distributed import (
     placement_from_facts,
 )
 from fxflow.distributed.facts import ExecutionFacts
+from fxflow.distributed.pipeline_stages import NotAPipeline, pipeline_stages
+from fxflow.distributed.pipelining import TORCHRUN_ENV, PipelinedModule
 from fxflow.partitioning.facts import partition_facts_of
 from fxflow.stages import DISTRIBUTED, PLACED
 from fxflow.transforms.base import StageContext, Transform
@@ -79,6 +97,23 @@ class ExecutePartitions(Transform):
     repeats: PositiveInt = 10
     warmup: NonNegativeInt = 2
     microbatches: NonNegativeInt = 0
+    engine: Literal["fxflow", "pipelining"] = "fxflow"
+    schedule: Literal["gpipe", "1f1b"] = "gpipe"
+    training: bool = False
+    launch: Literal["fxflow", "torchrun"] = "fxflow"
+
+    @model_validator(mode="after")
+    def _pipelining_keys(self) -> "ExecutePartitions":
+        """schedule, training and launch choose how torch.distributed.pipelining runs; fxflow's executor has none."""
+        if self.engine == "fxflow":
+            given = {k: getattr(self, k) for k, d in (("schedule", "gpipe"), ("training", False), ("launch", "fxflow"))
+                     if getattr(self, k) != d}
+            if given:
+                key, value = next(iter(given.items()))
+                raise PydanticCustomError(
+                    "engine", "{key}={value} applies to engine=pipelining only; set engine=pipelining (a chain of "
+                    "stages run by torch.distributed.pipelining) or leave {key} out", {"key": key, "value": value})
+        return self
 
     @model_validator(mode="after")
     def _old_backend_key(self) -> "ExecutePartitions":
@@ -97,7 +132,7 @@ class ExecutePartitions(Transform):
         self.process_group, self.backend = self.backend, None
         return self
 
-    def apply(self, gm: GraphModule, ctx: StageContext) -> DistributedModule:
+    def apply(self, gm: GraphModule, ctx: StageContext) -> DistributedModule | PipelinedModule:
         carried = partition_facts_of(gm)
         if carried is None:
             raise ValueError(f"transforms.{ctx.name} runs a partitioned module, but the module it received carries no "
@@ -107,6 +142,8 @@ class ExecutePartitions(Transform):
         placement = placement_from_facts(partition_facts["partitions"], torch_devices)
         cuda = any(torch.device(slot.device).type == "cuda" for slot in placement.slots.values())
         group = self.process_group if self.process_group != "auto" else ("nccl" if cuda else "gloo")
+        if self.engine == "pipelining":
+            return self._pipelined(gm, ctx, placement, group)
         module = DistributedModule(gm, placement, group, timeout_s=self.timeout_s,
                                    start_method=self.start_method, threads_per_worker=self.threads_per_worker)
         try:
@@ -131,6 +168,53 @@ class ExecutePartitions(Transform):
         (ctx.artifacts / CALIBRATION_FILE).write_text(json.dumps(calibration, indent=1))
         ctx.facts["calibration"] = {"file": CALIBRATION_FILE, "partitions": len(calibration["partitions"]),
                                     "bytes_per_s": calibration["transfer"]["bytes_per_s"]}
+        return module
+
+    def _pipelined(self, gm: GraphModule, ctx: StageContext, placement: Any, group: str) -> PipelinedModule:
+        """The plan as torch.distributed.pipelining stages, run by its schedule; measured, and with
+        `training` one training step proven against the split module run eagerly."""
+        try:
+            cut = pipeline_stages(gm, placement, dict(ctx.inputs))
+        except NotAPipeline as exc:
+            raise ValueError(f"transforms.{ctx.name}.engine=pipelining runs a plan that is a chain of stages, and this "
+                             f"one is not: {exc}. Use engine=fxflow (fxflow's executor runs any placement)") from None
+        unset = [k for k in TORCHRUN_ENV if k not in os.environ] if self.launch == "torchrun" else []
+        if unset:
+            raise ValueError(f"transforms.{ctx.name}.launch=torchrun: this process is not a torchrun rank ({unset} unset); "
+                             "run the command under torchrun (torchrun --nnodes=N --node-rank=R --nproc-per-node=P "
+                             "--master-addr=HOST --master-port=PORT -m fxflow ...), or use launch=fxflow")
+        count = max(self.microbatches, 1)
+        if self.schedule == "1f1b" and count < cut.num_stages:
+            raise ValueError(f"transforms.{ctx.name}.microbatches={self.microbatches}: schedule 1f1b needs at least as "
+                             f"many micro-batches as stages ({cut.num_stages})")
+        module = PipelinedModule(cut.modules, cut.input_names, schedule=self.schedule, microbatches=count,
+                                 devices=cut.devices, device_names=cut.device_names, partitions=cut.partitions,
+                                 backend=group, launch=self.launch, timeout_s=self.timeout_s,
+                                 start_method=self.start_method, threads_per_worker=self.threads_per_worker)
+        try:
+            startup = module.start()
+            described = module.describe()
+            ctx.facts.update({"engine": "pipelining", "process_group": group, "workers": cut.num_stages,
+                              "placement": placement.to_json(), "partition_dag": cut.partition_dag,
+                              "chain": True, "startup": startup, "stages": cut.describe(), **described})
+            if self.training:
+                proof = ctx.facts["training"] = module.train_proof(dict(ctx.inputs), gm)
+                if not proof["matches"]:
+                    raise ValueError(f"transforms.{ctx.name}.training: the pipeline's training step differs from the "
+                                     "split module's run eagerly (largest loss difference "
+                                     f"{proof['max_abs_loss_diff']:.3g}, gradient {proof['max_abs_grad_diff']:.3g}, "
+                                     f"unmatched {proof['unmatched_parameters']})")
+            if self.measure:
+                ctx.facts.update(repeats=self.repeats, warmup=self.warmup,
+                                 **module.measure(dict(ctx.inputs), repeats=self.repeats, warmup=self.warmup,
+                                                  step="train" if self.training else "forward"))
+        except (WorkerFailed, RunTimeout) as exc:
+            ctx.facts["failure"] = exc.record
+            module.close()
+            raise
+        except BaseException:
+            module.close()
+            raise
         return module
 
 
