@@ -59,6 +59,7 @@ from fxflow.stages import DISTRIBUTED, PLACED
 from fxflow.transforms.base import StageContext, Transform
 
 CALIBRATION_FILE = "calibrated_latency.json"
+FITTED_COST_FILE = "fitted_cost.json"
 
 
 class ExecutePartitions(Transform):
@@ -79,6 +80,7 @@ class ExecutePartitions(Transform):
     repeats: PositiveInt = 10
     warmup: NonNegativeInt = 2
     microbatches: NonNegativeInt = 0
+    fit_cost: bool = False  # also fit a cost model that predicts other models (fitted_cost.json)
 
     @model_validator(mode="after")
     def _old_backend_key(self) -> "ExecutePartitions":
@@ -131,7 +133,21 @@ class ExecutePartitions(Transform):
         (ctx.artifacts / CALIBRATION_FILE).write_text(json.dumps(calibration, indent=1))
         ctx.facts["calibration"] = {"file": CALIBRATION_FILE, "partitions": len(calibration["partitions"]),
                                     "bytes_per_s": calibration["transfer"]["bytes_per_s"]}
+        if self.fit_cost:
+            ctx.facts["fitted_cost"] = _fit_cost(gm, measurement, ctx)
         return module
+
+
+def _fit_cost(split: GraphModule, measurement: dict[str, Any], ctx: StageContext) -> dict[str, Any]:
+    """Fit fxflow.partitioning.fitted_cost's model to this run and write it beside the calibration."""
+    from fxflow.distributed.cost_fit import fit_cost
+
+    source = {"run": str(ctx.artifacts.parent.resolve()), "stage": ctx.name,
+              "compute_nodes": sum(len(p["compute_nodes"]) for p in partition_facts_of(split).model_dump()["partitions"])}
+    cost = fit_cost(split, measurement, ctx.inputs.args, calibration=source)
+    cost.save(ctx.artifacts / FITTED_COST_FILE)
+    return {"file": FITTED_COST_FILE, **cost.fit, "partition_scale": cost.partition.scale,
+            "transfer_bytes_per_s": cost.transfer.bytes_per_s}
 
 
 def _where(record: dict[str, Any]) -> dict[str, Any]:

@@ -1,0 +1,102 @@
+"""Fit a `FittedCost` from one distributed run, and predict a placement with it.
+
+    cost = fit_cost(split, measurement, args, calibration={"recipe": ...})   # after dm.measure(...)
+    prediction = predict_placement(cost, split, placement, args)             # any model, any placement
+    prediction["partitions"][pid], prediction["step_s"]
+
+The per-node coefficients come from timing every node of the run's split module in this process
+(one thread, median of `repeats`); the partition terms from the measured partitions against the
+sum of their nodes' predictions; the transfer terms from the measured crossings; the request
+overhead from the measured end to end minus the measured critical path.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from torch.fx import GraphModule, Interpreter
+
+from fxflow.distributed.calibration import transfer_speed
+from fxflow.distributed.compare import measured_critical_path
+from fxflow.distributed.plan import SlotAssignment, build_plan
+from fxflow.partitioning.fitted_cost import (
+    FittedCost,
+    NodeFeatures,
+    PartitionTerms,
+    TransferTerms,
+    _tensor_bytes,
+    fit_coefficients,
+    fit_line,
+    profile,
+    with_fallback,
+)
+
+
+def fit_cost(split: GraphModule, measurement: Mapping[str, Any], args: Sequence[Any], *,
+             calibration: Mapping[str, Any] | None = None, repeats: int = 5) -> FittedCost:
+    """A cost model fitted from `measurement` (DistributedModule.measure on `split`)."""
+    timed = [f for f in profile(split, args, repeats=repeats) if f.seconds]
+    coefficients = with_fallback(fit_coefficients(timed, [f.seconds for f in timed]))
+    probe = FittedCost(calibration={}, coefficients=coefficients, partition=PartitionTerms(scale=1.0, overhead_s=0.0),
+                       transfer=TransferTerms(latency_s=0.0, bytes_per_s=1.0))
+    by_partition = _by_partition(timed)
+    measured = {p["id"]: p["compute_s"] for p in measurement["partitions"]}
+    ids = sorted(set(measured) & set(by_partition))
+    modelled = [sum(probe.node_seconds(f) for f in by_partition[i]) for i in ids]
+    scale, overhead = fit_line(modelled, [measured[i] for i in ids])
+    speed = transfer_speed(measurement["edges"])
+    bytes_per_s = speed["fit_bytes_per_s"] or speed["bytes_per_s"] or 1e9
+    latency = speed["fit_latency_s"] if speed["fit_bytes_per_s"] else 0.0
+    overhead_s = max(measurement["end_to_end_s"] - measured_critical_path(measurement)["seconds"], 0.0)
+    node_errors = [abs(probe.node_seconds(f) / f.seconds - 1) for f in timed]
+    cost = FittedCost(
+        calibration={**(calibration or {}), "nodes": len(timed), "partitions": len(ids), "edges": speed["edges"]},
+        coefficients=coefficients,
+        partition=PartitionTerms(scale=max(scale, 1e-9), overhead_s=overhead),
+        transfer=TransferTerms(latency_s=latency, bytes_per_s=bytes_per_s),
+        request_overhead_s=overhead_s,
+    )
+    part_errors = [abs(cost.partition_seconds(by_partition[i]) / measured[i] - 1) for i in ids]
+    cost.fit = {"node_median_rel_error": statistics.median(node_errors),
+                "partition_median_rel_error": statistics.median(part_errors) if part_errors else None}
+    return cost
+
+
+def _by_partition(features: Sequence[NodeFeatures]) -> dict[int, list[NodeFeatures]]:
+    groups: dict[int, list[NodeFeatures]] = {}
+    for f in features:
+        if f.partition is not None:
+            groups.setdefault(f.partition, []).append(f)
+    return groups
+
+
+class _Values(Interpreter):
+    """Runs the split module's top-level graph, keeping every value's byte size by node name."""
+
+    def __init__(self, gm: GraphModule):
+        super().__init__(gm)
+        self.nbytes: dict[str, int] = {}
+
+    def run_node(self, n):  # type: ignore[no-untyped-def]
+        result = super().run_node(n)
+        self.nbytes[n.name] = _tensor_bytes(result)
+        return result
+
+
+def predict_placement(cost: FittedCost, split: GraphModule, placement: SlotAssignment | Mapping[int, Any],
+                      args: Sequence[Any]) -> dict[str, Any]:
+    """Predicted seconds per partition, per crossing and for one request (the critical path through
+    the partition DAG plus the request overhead), for `split` placed as `placement`."""
+    plan = build_plan(split, placement)
+    by_partition = _by_partition(profile(split, args))
+    values = _Values(split)
+    values.run(*args)
+    partitions = [{"id": pid, "compute_s": cost.partition_seconds(nodes)} for pid, nodes in sorted(by_partition.items())]
+    edges = [{"from": list(e.sources), "to": list(e.consumers), "bytes": values.nbytes.get(e.value, 0),
+              "transfer_s": cost.transfer_seconds(values.nbytes.get(e.value, 0))} for e in plan.edges]
+    dag = [list(edge) for edge in plan.partition_dag.edges]
+    path = measured_critical_path({"partitions": partitions, "edges": edges, "partition_dag": dag})
+    return {"partitions": {p["id"]: p["compute_s"] for p in partitions}, "edges": edges,
+            "critical_path_s": path["seconds"], "step_s": path["seconds"] + cost.request_overhead_s}
