@@ -5,9 +5,9 @@
     prediction["partitions"][pid], prediction["step_s"]
 
 The per-node coefficients come from timing every node of the run's split module in this process
-(one thread, median of `repeats`); the partition terms from the measured partitions against the
-sum of their nodes' predictions; the transfer terms from the measured crossings; the request
-overhead from the measured end to end minus the measured critical path.
+(one thread, median of `repeats`); the partition scale from the measured partitions against the
+sum of their nodes' predictions (what running on a worker adds); the transfer terms from the measured crossings and the
+measured request (see `_crossing_terms`).
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from typing import Any
 
 from torch.fx import GraphModule, Interpreter
 
-from fxflow.distributed.calibration import transfer_speed
 from fxflow.distributed.compare import measured_critical_path
 from fxflow.distributed.plan import SlotAssignment, build_plan
 from fxflow.partitioning.fitted_cost import (
@@ -39,29 +38,47 @@ def fit_cost(split: GraphModule, measurement: Mapping[str, Any], args: Sequence[
     """A cost model fitted from `measurement` (DistributedModule.measure on `split`)."""
     timed = [f for f in profile(split, args, repeats=repeats) if f.seconds]
     coefficients = with_fallback(fit_coefficients(timed, [f.seconds for f in timed]))
-    probe = FittedCost(calibration={}, coefficients=coefficients, partition=PartitionTerms(scale=1.0, overhead_s=0.0),
+    probe = FittedCost(calibration={}, coefficients=coefficients, partition=PartitionTerms(scale=1.0),
                        transfer=TransferTerms(latency_s=0.0, bytes_per_s=1.0))
     by_partition = _by_partition(timed)
     measured = {p["id"]: p["compute_s"] for p in measurement["partitions"]}
     ids = sorted(set(measured) & set(by_partition))
     modelled = [sum(probe.node_seconds(f) for f in by_partition[i]) for i in ids]
-    scale, overhead = fit_line(modelled, [measured[i] for i in ids])
-    speed = transfer_speed(measurement["edges"])
-    bytes_per_s = speed["fit_bytes_per_s"] or speed["bytes_per_s"] or 1e9
-    latency = speed["fit_latency_s"] if speed["fit_bytes_per_s"] else 0.0
-    overhead_s = max(measurement["end_to_end_s"] - measured_critical_path(measurement)["seconds"], 0.0)
+    # the median ratio, not a line: four or so partitions, timed on a shared machine, give one
+    # outlier too many for a least-squares slope and intercept
+    scale = statistics.median(measured[i] / m for i, m in zip(ids, modelled) if m > 0) if ids else 1.0
+    transfer = _crossing_terms(measurement, dict(zip(ids, modelled)), scale)
     node_errors = [abs(probe.node_seconds(f) / f.seconds - 1) for f in timed]
     cost = FittedCost(
-        calibration={**(calibration or {}), "nodes": len(timed), "partitions": len(ids), "edges": speed["edges"]},
+        calibration={**(calibration or {}), "nodes": len(timed), "partitions": len(ids),
+                     "edges": len(measurement["edges"])},
         coefficients=coefficients,
-        partition=PartitionTerms(scale=max(scale, 1e-9), overhead_s=overhead),
-        transfer=TransferTerms(latency_s=latency, bytes_per_s=bytes_per_s),
-        request_overhead_s=overhead_s,
+        partition=PartitionTerms(scale=max(scale, 1e-9)),
+        transfer=transfer,
     )
     part_errors = [abs(cost.partition_seconds(by_partition[i]) / measured[i] - 1) for i in ids]
     cost.fit = {"node_median_rel_error": statistics.median(node_errors),
                 "partition_median_rel_error": statistics.median(part_errors) if part_errors else None}
     return cost
+
+
+def _crossing_terms(measurement: Mapping[str, Any], modelled: Mapping[int, float], scale: float) -> TransferTerms:
+    """Per byte from the probes (each crossing value sent alone: a non-negative line through their
+    sizes); per crossing, what the measured request took beyond its critical path's predicted
+    compute and bytes, shared among the crossings on that path. Probes sent alone pay a wake-up
+    the request's crossings overlap, so the request is the better judge of the fixed part."""
+    probes = [(e["bytes"], e["transfer_s"]) for e in measurement["edges"] if e.get("transfer_s") and e.get("bytes")]
+    per_byte = 0.0
+    if len({b for b, _ in probes}) >= 2:
+        per_byte, _ = fit_line([b for b, _ in probes], [s for _, s in probes])
+    compute = {p["id"]: scale * modelled.get(p["id"], 0.0) for p in measurement["partitions"]}
+    edges = [{**e, "transfer_s": per_byte * (e.get("bytes") or 0)} for e in measurement["edges"]]
+    path = measured_critical_path({**measurement, "partitions": [{"id": i, "compute_s": s} for i, s in compute.items()],
+                                   "edges": edges})
+    crossed = {(src, dst) for e in measurement["edges"] for src in e["from"] for dst in e["to"]}
+    crossings = max(sum((u, v) in crossed for u, v in zip(path["path"], path["path"][1:])), 1)
+    latency = max(measurement["end_to_end_s"] - path["seconds"], 0.0) / crossings
+    return TransferTerms(latency_s=latency, bytes_per_s=1.0 / per_byte if per_byte > 0 else 1e12)
 
 
 def _by_partition(features: Sequence[NodeFeatures]) -> dict[int, list[NodeFeatures]]:
@@ -88,7 +105,7 @@ class _Values(Interpreter):
 def predict_placement(cost: FittedCost, split: GraphModule, placement: SlotAssignment | Mapping[int, Any],
                       args: Sequence[Any]) -> dict[str, Any]:
     """Predicted seconds per partition, per crossing and for one request (the critical path through
-    the partition DAG plus the request overhead), for `split` placed as `placement`."""
+    the partition DAG, crossings included), for `split` placed as `placement`."""
     plan = build_plan(split, placement)
     by_partition = _by_partition(profile(split, args))
     values = _Values(split)
@@ -99,4 +116,4 @@ def predict_placement(cost: FittedCost, split: GraphModule, placement: SlotAssig
     dag = [list(edge) for edge in plan.partition_dag.edges]
     path = measured_critical_path({"partitions": partitions, "edges": edges, "partition_dag": dag})
     return {"partitions": {p["id"]: p["compute_s"] for p in partitions}, "edges": edges,
-            "critical_path_s": path["seconds"], "step_s": path["seconds"] + cost.request_overhead_s}
+            "critical_path_s": path["seconds"], "step_s": path["seconds"]}

@@ -5,9 +5,9 @@ predicts the model it measured. This model predicts from what a node *does*: eac
 is described by features read from one run of it (a call, its GEMM FLOPs, its output elements
 per op kind, the bytes it reads and writes), and its seconds are a non-negative linear
 combination of them, fitted by non-negative least squares (scipy.optimize.nnls) to per-node
-timings. A partition's seconds are `scale * sum(node seconds) + overhead_s`, fitted to the
-partitions a distributed run measured (what running a submodule on a worker adds to its nodes),
-and a crossing costs `latency_s + bytes / bytes_per_s`, fitted to the measured crossings.
+timings. A partition's seconds are `scale * sum(node seconds)`, fitted to the partitions a distributed
+run measured (what running a submodule on a worker process adds to its nodes), and a crossing
+costs `latency_s + bytes / bytes_per_s`, fitted to the measured crossings and request.
 
     features = profile(gm, args)                          # per node: kind and feature values
     coefficients = fit_coefficients(features, seconds)    # seconds per unit of each feature
@@ -87,8 +87,8 @@ def _gemm_flops(node: Node, module: torch.nn.Module | None, args: tuple, out: An
 
 class _Profiler(Interpreter):
     """Runs a module node by node, recording each compute node's features (and, with `repeats`,
-    its median seconds). A `submod_<id>` child that is a GraphModule is profiled node by node too,
-    its nodes tagged with the partition id."""
+    the fastest of that many calls: the one least disturbed by other work). A `submod_<id>` child
+    that is a GraphModule is profiled node by node too, its nodes tagged with the partition id."""
 
     def __init__(self, gm: GraphModule, repeats: int, partition: int | None, out: list[NodeFeatures]):
         super().__init__(gm)
@@ -117,12 +117,12 @@ class _Profiler(Interpreter):
         if not values[FLOPS]:
             values[ELEMENTS + kind] = float(_numel(result))
         self.out.append(NodeFeatures(n.name, kind, values, self.partition,
-                                     statistics.median(samples) if self.repeats else None))
+                                     min(samples) if self.repeats else None))
         return result
 
 
 def profile(gm: GraphModule, args: Sequence[Any], repeats: int = 0, threads: int | None = 1) -> list[NodeFeatures]:
-    """Every compute node's features on one run of `gm(*args)`; with `repeats` > 0 also its median
+    """Every compute node's features on one run of `gm(*args)`; with `repeats` > 0 also its fastest
     seconds over that many calls, with `threads` torch threads (as a worker with one thread runs)."""
     out: list[NodeFeatures] = []
     before = torch.get_num_threads()
@@ -165,10 +165,9 @@ class _Strict(BaseModel):
 
 
 class PartitionTerms(_Strict):
-    """A partition's seconds on a worker = scale x the sum of its nodes' predictions + overhead_s."""
+    """A partition's seconds on a worker = scale x the sum of its nodes' predictions."""
 
     scale: float = Field(gt=0)
-    overhead_s: float = Field(ge=0)
 
 
 class TransferTerms(_Strict):
@@ -186,7 +185,6 @@ class FittedCost(_Strict):
     coefficients: dict[str, float]  # seconds per unit of each feature
     partition: PartitionTerms
     transfer: TransferTerms
-    request_overhead_s: float = Field(0.0, ge=0)  # a request's end to end minus its critical path
     fit: dict[str, Any] = {}  # how well it fitted its own calibration (relative errors)
 
     def node_seconds(self, feature: NodeFeatures) -> float:
@@ -201,7 +199,7 @@ class FittedCost(_Strict):
 
     def partition_seconds(self, features: Iterable[NodeFeatures]) -> float:
         """Predicted seconds of one partition run on a worker."""
-        return self.partition.scale * sum(self.node_seconds(f) for f in features) + self.partition.overhead_s
+        return self.partition.scale * sum(self.node_seconds(f) for f in features)
 
     def transfer_seconds(self, nbytes: float) -> float:
         return self.transfer.latency_s + nbytes / self.transfer.bytes_per_s

@@ -1,0 +1,176 @@
+"""How accurate is a cost model fitted by one calibration run, on models it was not calibrated on?
+
+    PYTHONPATH=$PWD python benchmarks/cost_model.py            # about 1-3 minutes on 2 idle cores
+    PYTHONPATH=$PWD python benchmarks/cost_model.py --plans 20 --repeats 10
+
+1. Calibrate: `python -m fxflow recipe=calibrate_cost` (an uneven Linear chain, four partitions on two
+   worker processes) writes <run>/execute/fitted_cost.json.
+2. Held out: every way of splitting the six towers of `UnevenTowers` (widths 64 ... 2048) over one or
+   two workers (the widest tower stays on the first, so no plan is another's mirror image) is a
+   candidate plan. Each is predicted with the fitted file (`predict_placement`) and measured with the
+   execute machinery (`DistributedModule.measure`: one worker process per device, one torch thread
+   each, medians after warm-up). A second held-out model, MiniGPT cut at each block boundary over
+   two workers, adds partitions of other op kinds (attention, softmax, embeddings) to the
+   per-partition error.
+3. Prints: per-partition median |predicted/measured - 1|, Spearman of predicted vs measured step time
+   over the tower plans (scipy.stats.spearmanr), and the measured step of the plan the model picks
+   over the best measured one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def calibrate(folder: Path) -> Path:
+    """Run the calibration recipe as a user would; return its fitted_cost.json."""
+    env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    run = folder / "calibration"
+    done = subprocess.run([sys.executable, "-m", "fxflow", "recipe=calibrate_cost", f"hydra.run.dir={run}"],
+                          cwd=REPO, env=env, capture_output=True, text=True)
+    status = json.loads((run / "summary.json").read_text())["status"] if (run / "summary.json").exists() else None
+    if done.returncode or status != "passed":
+        sys.exit(f"calibration run failed ({status}):\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
+    return run / "execute" / "fitted_cost.json"
+
+
+def tower_plans(towers: int, limit: int) -> list[tuple[int, ...]]:
+    """Sets of towers on the second worker: the widest (last) always stays on the first."""
+    subsets = [s for r in range(towers) for s in itertools.combinations(range(towers - 1), r)]
+    return subsets[:limit]
+
+
+def split_towers(gm, on_second: tuple[int, ...]):
+    """Partition 0: the first worker's towers, 1: the second's, 2: the sums (first worker)."""
+    from torch.fx.passes.split_module import split_module
+
+    def part(node) -> int:
+        if node.name.startswith("towers_"):
+            return 1 if int(node.name.split("_")[1]) in on_second else 0
+        return 2
+
+    split = split_module(gm, gm, part)
+    pids = sorted(int(name.split("_")[1]) for name, _ in split.named_children() if name.startswith("submod_"))
+    placement = {pid: (2 if pid == 1 else 1, "cpu") for pid in pids}
+    return split, placement
+
+
+def split_chain(gm, cut: str):
+    """Two partitions of a chain: the nodes up to `cut` on the first worker, the rest on the second."""
+    from torch.fx.passes.split_module import split_module
+
+    order = [n.name for n in gm.graph.nodes]
+    boundary = order.index(cut)
+    split = split_module(gm, gm, lambda n: 0 if order.index(n.name) <= boundary else 1)
+    return split, {0: (1, "cpu"), 1: (2, "cpu")}
+
+
+def measure(split, placement, inputs: dict[str, Any], repeats: int) -> dict[str, Any]:
+    from fxflow.distributed import DistributedModule
+
+    with DistributedModule(split, placement, "gloo", threads_per_worker=1) as dm:
+        return dm.measure(inputs, repeats=repeats, warmup=2, probe_repeats=repeats)
+
+
+def evaluate(cost, label: str, split, placement, inputs: dict[str, Any], repeats: int) -> dict[str, Any]:
+    from fxflow.distributed.cost_fit import predict_placement
+
+    predicted = predict_placement(cost, split, placement, list(inputs.values()))
+    measured = measure(split, placement, inputs, repeats)
+    parts = [{"id": p["id"], "predicted_s": predicted["partitions"][p["id"]], "measured_s": p["compute_s"]}
+             for p in measured["partitions"]]
+    return {"plan": label, "predicted_step_s": predicted["step_s"], "measured_step_s": measured["end_to_end_s"],
+            "workers": measured["world_size"] - 1, "partitions": parts}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--plans", type=int, default=32, help="tower plans to measure (at most 32)")
+    parser.add_argument("--repeats", type=int, default=10, help="timed requests per plan (medians)")
+    parser.add_argument("--fitted", type=Path, help="use this fitted_cost.json instead of calibrating")
+    parser.add_argument("--json", type=Path, help="also write every row here")
+    options = parser.parse_args()
+
+    import torch
+    from scipy.stats import spearmanr
+    from torch.fx import symbolic_trace
+
+    from fxflow.distributed import prestart
+    from fxflow.models.gpt import MiniGPT
+    from fxflow.models.uneven import UnevenTowers
+    from fxflow.partitioning.fitted_cost import FittedCost
+
+    torch.set_num_threads(1)
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="fxflow_cost_") as tmp:
+        path = options.fitted or calibrate(Path(tmp))
+        cost = FittedCost.load(path, "--fitted")
+        calibrated_s = time.perf_counter() - started
+        prestart()
+        torch.manual_seed(0)
+        towers = UnevenTowers().eval()
+        tower_inputs = {"x": torch.randn(256, 256)}
+        gm = symbolic_trace(towers)
+        rows = []
+        for on_second in tower_plans(len(towers.towers), options.plans):
+            split, placement = split_towers(gm, on_second)
+            label = "towers " + ("all on w1" if not on_second else "w2 gets " + ",".join(map(str, on_second)))
+            rows.append(evaluate(cost, label, split, placement, tower_inputs, options.repeats))
+        gpt = MiniGPT(vocab=512, context=64, dim=128, heads=4, layers=4).eval()
+        gpt_inputs = {"tokens": torch.randint(0, 512, (8, 64))}
+        gpt_gm = symbolic_trace(gpt)
+        gpt_rows = []
+        adds = [n.name for n in gpt_gm.graph.nodes if n.name.startswith("add")]
+        for cut in adds[1::2][:3]:  # after each block's second residual add
+            split, placement = split_chain(gpt_gm, cut)
+            gpt_rows.append(evaluate(cost, f"mini_gpt cut after {cut}", split, placement, gpt_inputs, options.repeats))
+    total_s = time.perf_counter() - started
+
+    def errors(of):
+        return [abs(p["predicted_s"] / p["measured_s"] - 1) for r in of for p in r["partitions"]]
+
+    print(f"calibrated on: UnevenChain (recipe=calibrate_cost), {cost.calibration.get('nodes')} nodes, "
+          f"{cost.calibration.get('partitions')} partitions; fit: node median error "
+          f"{cost.fit.get('node_median_rel_error', 0):.1%}, partition {cost.fit.get('partition_median_rel_error') or 0:.1%}")
+    print(f"{'plan':36} {'workers':>7} {'pred ms':>8} {'meas ms':>8} {'ratio':>6}")
+    for r in rows + gpt_rows:
+        print(f"{r['plan']:36} {r['workers']:>7} {r['predicted_step_s'] * 1e3:8.2f} {r['measured_step_s'] * 1e3:8.2f} "
+              f"{r['predicted_step_s'] / r['measured_step_s']:6.2f}")
+    predicted = [r["predicted_step_s"] for r in rows]
+    measured = [r["measured_step_s"] for r in rows]
+    rho = spearmanr(predicted, measured).statistic
+    chosen = min(range(len(rows)), key=lambda i: predicted[i])
+    ratio = measured[chosen] / min(measured)
+    tower_err, gpt_err = errors(rows), errors(gpt_rows)
+    print()
+    print("cost model accuracy (held-out models; one calibration run)")
+    print(f"  per-partition median |pred/meas - 1|, UnevenTowers : {statistics.median(tower_err):6.1%} "
+          f"over {len(tower_err)} partitions   (target <= 10%, goal 5%)")
+    if gpt_err:
+        print(f"  per-partition median |pred/meas - 1|, MiniGPT      : {statistics.median(gpt_err):6.1%} "
+              f"over {len(gpt_err)} partitions")
+        print(f"  per-partition median |pred/meas - 1|, both         : {statistics.median(tower_err + gpt_err):6.1%}")
+    print(f"  Spearman(predicted, measured step) over {len(rows)} plans: {rho:6.3f}   (target >= 0.9)")
+    print(f"  chosen plan: {rows[chosen]['plan']}: measured {measured[chosen] * 1e3:.2f} ms; best measured "
+          f"{min(measured) * 1e3:.2f} ms ({rows[measured.index(min(measured))]['plan']}); ratio {ratio:.3f}"
+          "   (target <= 1.05)")
+    print(f"  wall time {total_s:.0f} s (calibration {calibrated_s:.0f} s); one torch thread per worker, at most 2 workers")
+    if options.json:
+        options.json.write_text(json.dumps({"rows": rows, "gpt_rows": gpt_rows, "spearman": rho,
+                                            "chosen_over_best": ratio, "cost": cost.model_dump()}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
