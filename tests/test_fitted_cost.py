@@ -129,7 +129,7 @@ def test_prediction_of_a_placement_adds_crossings_on_the_critical_path():
 
 def test_the_partition_stage_records_which_calibration_it_used(run_recipe, tmp_path):
     path = tmp_path / "fitted_cost.json"
-    _cost(recipe="calibrate_cost").save(path)
+    _cost(recipe="distributed_calibrate_cost").save(path)
     run = run_recipe("partition_latency", "latency@transforms.partition.latency_model=fitted",
                      f"transforms.partition.latency_model.path={path}", "transforms.partition.mode=cost_aware")
     metrics = run.summary["metrics"]

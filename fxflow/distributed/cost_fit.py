@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
 from torch.fx import GraphModule, Interpreter
 
@@ -34,8 +34,12 @@ from fxflow.partitioning.fitted_cost import (
 
 
 def fit_cost(split: GraphModule, measurement: Mapping[str, Any], args: Sequence[Any], *,
-             calibration: Mapping[str, Any] | None = None, repeats: int = 5) -> FittedCost:
-    """A cost model fitted from `measurement` (DistributedModule.measure on `split`)."""
+             calibration: Mapping[str, Any] | None = None, repeats: int = 5,
+             statistic: Literal["min", "median"] = "min") -> FittedCost:
+    """A cost model fitted from `measurement` (DistributedModule.measure on `split`). `statistic`:
+    which of the measured figures to fit, the fastest request (the least disturbed by other work
+    on the machine: what the hardware does) or the median (what a loaded machine gave)."""
+    measurement = _as_statistic(measurement, statistic)
     timed = [f for f in profile(split, args, repeats=repeats) if f.seconds]
     coefficients = with_fallback(fit_coefficients(timed, [f.seconds for f in timed]))
     probe = FittedCost(calibration={}, coefficients=coefficients, partition=PartitionTerms(scale=1.0),
@@ -50,7 +54,7 @@ def fit_cost(split: GraphModule, measurement: Mapping[str, Any], args: Sequence[
     transfer = _crossing_terms(measurement, dict(zip(ids, modelled)), scale)
     node_errors = [abs(probe.node_seconds(f) / f.seconds - 1) for f in timed]
     cost = FittedCost(
-        calibration={**(calibration or {}), "nodes": len(timed), "partitions": len(ids),
+        calibration={**(calibration or {}), "statistic": statistic, "nodes": len(timed), "partitions": len(ids),
                      "edges": len(measurement["edges"])},
         coefficients=coefficients,
         partition=PartitionTerms(scale=max(scale, 1e-9)),
@@ -60,6 +64,14 @@ def fit_cost(split: GraphModule, measurement: Mapping[str, Any], args: Sequence[
     cost.fit = {"node_median_rel_error": statistics.median(node_errors),
                 "partition_median_rel_error": statistics.median(part_errors) if part_errors else None}
     return cost
+
+
+def _as_statistic(measurement: Mapping[str, Any], statistic: str) -> dict[str, Any]:
+    """The measurement with `compute_s` / `end_to_end_s` read as `statistic` (min or median)."""
+    if statistic == "median":
+        return dict(measurement)
+    return {**measurement, "end_to_end_s": measurement["end_to_end_min_s"],
+            "partitions": [{**p, "compute_s": p["compute_min_s"]} for p in measurement["partitions"]]}
 
 
 def _crossing_terms(measurement: Mapping[str, Any], modelled: Mapping[int, float], scale: float) -> TransferTerms:
