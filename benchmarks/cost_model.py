@@ -1,7 +1,7 @@
 """How accurate is a cost model fitted by one calibration run, on models it was not calibrated on?
 
     PYTHONPATH=$PWD python benchmarks/cost_model.py            # about 1-3 minutes on 2 idle cores
-    PYTHONPATH=$PWD python benchmarks/cost_model.py --plans 20 --repeats 10
+    PYTHONPATH=$PWD python benchmarks/cost_model.py --plans 20 --rounds 3
 
 1. Calibrate: `python -m fxflow recipe=distributed_calibrate_cost` (an uneven Linear chain, four partitions on two
    worker processes) writes <run>/execute/fitted_cost.json.
@@ -9,7 +9,7 @@
    two workers (the widest tower stays on the first, so no plan is another's mirror image) is a
    candidate plan. Each is predicted with the fitted file (`predict_placement`) and measured with the
    execute machinery (`DistributedModule.measure`: one worker process per device, one torch thread
-   each, medians after warm-up). A second held-out model, MiniGPT cut at each block boundary over
+   each, after warm-up), every plan in turn, `--rounds` times. A second held-out model, MiniGPT cut at each block boundary over
    two workers, adds partitions of other op kinds (attention, softmax, embeddings) to the
    per-partition error.
 3. Prints: per-partition median |predicted/measured - 1|, Spearman of predicted vs measured step time
@@ -85,21 +85,42 @@ def measure(split, placement, inputs: dict[str, Any], repeats: int) -> dict[str,
         return dm.measure(inputs, repeats=repeats, warmup=2, probe_repeats=repeats)
 
 
-def evaluate(cost, label: str, split, placement, inputs: dict[str, Any], repeats: int) -> dict[str, Any]:
+def evaluate(cost, label: str, split, placement, inputs: dict[str, Any]) -> dict[str, Any]:
+    """The plan's prediction; `measure_round` adds its measurements."""
     from fxflow.distributed.cost_fit import predict_placement
 
     predicted = predict_placement(cost, split, placement, list(inputs.values()))
-    measured = measure(split, placement, inputs, repeats)
-    parts = [{"id": p["id"], "predicted_s": predicted["partitions"][p["id"]], "median_s": p["compute_s"],
-              "min_s": p["compute_min_s"]} for p in measured["partitions"]]
-    return {"plan": label, "predicted_step_s": predicted["step_s"], "median_step_s": measured["end_to_end_s"],
-            "min_step_s": measured["end_to_end_min_s"], "workers": measured["world_size"] - 1, "partitions": parts}
+    return {"plan": label, "predicted_step_s": predicted["step_s"], "predicted": predicted["partitions"],
+            "split": split, "placement": placement, "inputs": inputs, "rounds": []}
+
+
+def measure_round(row: dict[str, Any], repeats: int) -> None:
+    row["rounds"].append(measure(row["split"], row["placement"], row["inputs"], repeats))
+
+
+def summarize_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per plan over its rounds: the fastest request and the median of the rounds' medians, per
+    partition and end to end (rounds far apart in time: a burst of other work spoils one, not all)."""
+    out = []
+    for row in rows:
+        rounds = row["rounds"]
+        parts = [{"id": p["id"], "predicted_s": row["predicted"][p["id"]],
+                  "min_s": min(next(q for q in r["partitions"] if q["id"] == p["id"])["compute_min_s"] for r in rounds),
+                  "median_s": statistics.median(next(q for q in r["partitions"] if q["id"] == p["id"])["compute_s"]
+                                                for r in rounds)}
+                 for p in rounds[0]["partitions"]]
+        out.append({"plan": row["plan"], "predicted_step_s": row["predicted_step_s"], "partitions": parts,
+                    "min_step_s": min(r["end_to_end_min_s"] for r in rounds),
+                    "median_step_s": statistics.median(r["end_to_end_s"] for r in rounds),
+                    "workers": rounds[0]["world_size"] - 1})
+    return out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--plans", type=int, default=32, help="tower plans to measure (at most 32)")
-    parser.add_argument("--repeats", type=int, default=10, help="timed requests per plan (medians)")
+    parser.add_argument("--repeats", type=int, default=6, help="timed requests per plan and round")
+    parser.add_argument("--rounds", type=int, default=2, help="times every plan is measured, in turn")
     parser.add_argument("--fitted", type=Path, help="use this fitted_cost.json instead of calibrating")
     parser.add_argument("--json", type=Path, help="also write every row here")
     options = parser.parse_args()
@@ -128,7 +149,7 @@ def main() -> None:
         for on_second in tower_plans(len(towers.towers), options.plans):
             split, placement = split_towers(gm, on_second)
             label = "towers " + ("all on w1" if not on_second else "w2 gets " + ",".join(map(str, on_second)))
-            rows.append(evaluate(cost, label, split, placement, tower_inputs, options.repeats))
+            rows.append(evaluate(cost, label, split, placement, tower_inputs))
         gpt = MiniGPT(vocab=512, context=64, dim=128, heads=4, layers=4).eval()
         gpt_inputs = {"tokens": torch.randint(0, 512, (8, 64))}
         gpt_gm = symbolic_trace(gpt)
@@ -136,7 +157,11 @@ def main() -> None:
         adds = [n.name for n in gpt_gm.graph.nodes if n.name.startswith("add")]
         for cut in adds[1::2][:3]:  # after each block's second residual add
             split, placement = split_chain(gpt_gm, cut)
-            gpt_rows.append(evaluate(cost, f"mini_gpt cut after {cut}", split, placement, gpt_inputs, options.repeats))
+            gpt_rows.append(evaluate(cost, f"mini_gpt cut after {cut}", split, placement, gpt_inputs))
+        for _ in range(options.rounds):
+            for row in rows + gpt_rows:
+                measure_round(row, options.repeats)
+        rows, gpt_rows = summarize_rows(rows), summarize_rows(gpt_rows)
     total_s = time.perf_counter() - started
 
     print(f"calibrated on: UnevenChain (recipe=distributed_calibrate_cost), {cost.calibration.get('nodes')} nodes, "
