@@ -25,7 +25,7 @@ from fxflow.partitioning.fitted_cost import (
     NodeFeatures,
     PartitionTerms,
     TransferTerms,
-    _tensor_bytes,
+    tensor_bytes,
     fit_coefficients,
     fit_line,
     profile,
@@ -110,7 +110,7 @@ class _Values(Interpreter):
 
     def run_node(self, n):  # type: ignore[no-untyped-def]
         result = super().run_node(n)
-        self.nbytes[n.name] = _tensor_bytes(result)
+        self.nbytes[n.name] = tensor_bytes(result)
         return result
 
 

@@ -60,7 +60,7 @@ class NodeFeatures:
     seconds: float | None = None  # median wall-clock seconds, when timed
 
 
-def _tensor_bytes(value: Any) -> int:
+def tensor_bytes(value: Any) -> int:
     return sum(t.numel() * t.element_size() for t in tree_leaves(value) if isinstance(t, torch.Tensor))
 
 
@@ -113,7 +113,7 @@ class _Profiler(Interpreter):
         params = sum(p.numel() * p.element_size() for p in module.parameters()) if module is not None else 0
         kind = op_name(n, self.modules)
         values = {CALL: 1.0, FLOPS: _gemm_flops(n, module, args, result),
-                  BYTES: float(_tensor_bytes((args, kwargs)) + params + _tensor_bytes(result))}
+                  BYTES: float(tensor_bytes((args, kwargs)) + params + tensor_bytes(result))}
         if not values[FLOPS]:
             values[ELEMENTS + kind] = float(_numel(result))
         self.out.append(NodeFeatures(n.name, kind, values, self.partition,
