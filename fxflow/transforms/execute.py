@@ -78,12 +78,12 @@ class ExecutePartitions(Transform):
     timeout_s: PositiveFloat = 60.0
     start_method: Literal["forkserver", "spawn"] = "forkserver"
     threads_per_worker: PositiveInt = 1
+    fit_cost: bool = False  # also fit a cost model that predicts other models (fitted_cost.json)
+    fit_statistic: Literal["min", "median"] = "min"  # fit the fastest request (undisturbed) or the median
     measure: bool = True
     repeats: PositiveInt = 10
     warmup: NonNegativeInt = 2
     microbatches: NonNegativeInt = 0
-    fit_cost: bool = False  # also fit a cost model that predicts other models (fitted_cost.json)
-    fit_statistic: Literal["min", "median"] = "min"  # fit the fastest request (undisturbed) or the median
 
     @model_validator(mode="after")
     def _old_backend_key(self) -> "ExecutePartitions":
