@@ -30,6 +30,10 @@ class LatencyModel(BaseModel, ABC):
     def mapping(self, gm: GraphModule, inputs: InputSet) -> dict[Node, NodeLatency]:
         """Latency of every compute node of `gm` (nodes must be sized)."""
 
+    def source(self) -> dict[str, Any] | None:
+        """Where the model's figures come from, for the record (a fitted model names its file)."""
+        return None
+
 
 def _compute_nodes(gm: GraphModule) -> list[Node]:
     return [n for n in gm.graph.nodes if n.op not in NON_COMPUTE_OPS]

@@ -29,7 +29,9 @@ after warm-up, beside the latency model's prediction), `measured_partitions`, `e
 and transfer time per crossing value), `end_to_end_s`, `critical_path` (predicted vs measured),
 `pipeline` (micro-batched throughput, with `microbatches` > 1) and `calibration`: the measured
 latency model written to `calibrated_latency.json` in the stage's folder, which
-`fxflow.partitioning.latency.CalibratedLatency` feeds back into the partitioner. When a worker
+`fxflow.partitioning.latency.CalibratedLatency` feeds back into the partitioner. With `fit_cost`,
+`fitted_cost` (fit errors, scale, link speed): a cost model for other models, written to
+`fitted_cost.json` (fxflow.distributed.cost_fit; conf/latency/fitted.yaml reads it). When a worker
 fails, `failure` says which rank, partition and step, and why.
 
 engine: pipelining runs a plan that is a chain of stages with torch.distributed.pipelining instead
@@ -77,6 +79,7 @@ from fxflow.stages import DISTRIBUTED, PLACED
 from fxflow.transforms.base import StageContext, Transform
 
 CALIBRATION_FILE = "calibrated_latency.json"
+FITTED_COST_FILE = "fitted_cost.json"
 
 
 class ExecutePartitions(Transform):
@@ -93,6 +96,8 @@ class ExecutePartitions(Transform):
     timeout_s: PositiveFloat = 60.0
     start_method: Literal["forkserver", "spawn"] = "forkserver"
     threads_per_worker: PositiveInt = 1
+    fit_cost: bool = False  # also fit a cost model that predicts other models (fitted_cost.json)
+    fit_statistic: Literal["min", "median"] = "min"  # fit the fastest request (undisturbed) or the median
     measure: bool = True
     repeats: PositiveInt = 10
     warmup: NonNegativeInt = 2
@@ -168,6 +173,8 @@ class ExecutePartitions(Transform):
         (ctx.artifacts / CALIBRATION_FILE).write_text(json.dumps(calibration, indent=1))
         ctx.facts["calibration"] = {"file": CALIBRATION_FILE, "partitions": len(calibration["partitions"]),
                                     "bytes_per_s": calibration["transfer"]["bytes_per_s"]}
+        if self.fit_cost:
+            ctx.facts["fitted_cost"] = _fit_cost(gm, measurement, ctx, self.fit_statistic)
         return module
 
     def _pipelined(self, gm: GraphModule, ctx: StageContext, placement: Any, group: str) -> PipelinedModule:
@@ -216,6 +223,19 @@ class ExecutePartitions(Transform):
             module.close()
             raise
         return module
+
+
+def _fit_cost(split: GraphModule, measurement: dict[str, Any], ctx: StageContext,
+              fit_statistic: str) -> dict[str, Any]:
+    """Fit fxflow.partitioning.fitted_cost's model to this run and write it beside the calibration."""
+    from fxflow.distributed.cost_fit import fit_cost
+
+    source = {"run": str(ctx.artifacts.parent.resolve()), "stage": ctx.name,
+              "compute_nodes": sum(len(p["compute_nodes"]) for p in partition_facts_of(split).model_dump()["partitions"])}
+    cost = fit_cost(split, measurement, ctx.inputs.args, calibration=source, statistic=fit_statistic)
+    cost.save(ctx.artifacts / FITTED_COST_FILE)
+    return {"file": FITTED_COST_FILE, **cost.fit, "partition_scale": cost.partition.scale,
+            "transfer_bytes_per_s": cost.transfer.bytes_per_s}
 
 
 def _where(record: dict[str, Any]) -> dict[str, Any]:

@@ -138,6 +138,8 @@ class PartitionOverDevices(Transform):
         except KeyError as exc:
             raise KeyError(f"transforms.{ctx.name}.{exc.args[0]}") from None
         placed = {"backend": self.backend, **facts}
+        if self.latency_model is not None and self.latency_model.source() is not None:
+            placed["latency_source"] = self.latency_model.source()
         if self.torch_latency_helpers:
             placed["torch_helpers"] = torch_latency_figures(gm, placed, latency, self.transfer_rate_bytes_per_sec)
         carry_partition_facts(split, PartitionFacts.model_validate(placed))

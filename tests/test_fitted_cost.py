@@ -1,0 +1,150 @@
+"""The fitted cost model (fxflow.partitioning.fitted_cost): the fit recovers known coefficients, the
+file round-trips and a malformed one is refused with one message, and a partition stage that uses it
+records which calibration it came from. Its accuracy on real runs is benchmarks/cost_model.py's."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from torch.fx import symbolic_trace
+
+from fxflow.distributed.cost_fit import _crossing_terms, predict_placement
+from fxflow.partitioning.fitted_cost import (
+    FittedCost,
+    NodeFeatures,
+    PartitionTerms,
+    TransferTerms,
+    fit_coefficients,
+    profile,
+    sha256_of,
+    with_fallback,
+)
+
+TRUE = {"call": 2e-5, "flops": 3e-11, "bytes": 1e-10, "elements:relu": 4e-9, "elements:add": 1e-9}
+
+
+def _synthetic(count: int = 40) -> list[NodeFeatures]:
+    gen = torch.Generator().manual_seed(0)
+    rows = []
+    for i in range(count):
+        r = torch.rand(3, generator=gen).tolist()
+        if i % 3 == 0:
+            values = {"call": 1.0, "flops": 1e6 + 1e8 * r[0], "bytes": 1e4 + 1e6 * r[1]}
+        else:
+            values = {"call": 1.0, "flops": 0.0, "bytes": 1e4 + 1e6 * r[1], f"elements:{'relu' if i % 3 == 1 else 'add'}": 1e3 + 1e5 * r[2]}
+        rows.append(NodeFeatures(f"n{i}", "k", values))
+    return rows
+
+
+def _seconds(features, coefficients):
+    return [sum(coefficients.get(k, 0.0) * v for k, v in f.values.items()) for f in features]
+
+
+def test_the_fit_recovers_known_coefficients_from_synthetic_timings():
+    features = _synthetic()
+    fitted = fit_coefficients(features, _seconds(features, TRUE))
+    assert set(fitted) == set(TRUE)
+    for key, value in TRUE.items():
+        assert fitted[key] == pytest.approx(value, rel=1e-3), key
+    # with 5% multiplicative noise the coefficients that carry the time stay within 10%
+    noise = torch.Generator().manual_seed(1)
+    noisy = [s * (1 + 0.05 * (2 * torch.rand(1, generator=noise).item() - 1)) for s in _seconds(features, TRUE)]
+    fitted = fit_coefficients(features, noisy)
+    assert fitted["flops"] == pytest.approx(TRUE["flops"], rel=0.1)
+    assert fitted["call"] == pytest.approx(TRUE["call"], rel=0.1)
+
+
+def test_too_few_timings_for_the_coefficients_are_refused():
+    with pytest.raises(ValueError, match="2 timed nodes cannot fit"):
+        fit_coefficients(_synthetic()[:2], [1.0, 2.0])
+
+
+def test_crossing_terms_come_from_the_probes_and_the_request():
+    """Probes: 1 ms + bytes / 100 MB/s. Request: input -> 0 -> 1 -> output, three crossings, each
+    partition 10 ms, end to end 20 ms + bytes + 3 x 2 ms: the per-crossing latency is the 2 ms the
+    request paid, not the probes' 1 ms."""
+    sizes = {"x": 100_000, "submod_0": 400_000, "submod_1": 200_000}
+    hops = {"x": (["input"], [0]), "submod_0": ([0], [1]), "submod_1": ([1], ["output"])}
+    edges = [{"value": v, "bytes": b, "from": hops[v][0], "to": hops[v][1], "transfer_s": 1e-3 + b / 1e8}
+             for v, b in sizes.items()]
+    measurement = {"partitions": [{"id": 0, "compute_s": 0.01}, {"id": 1, "compute_s": 0.01}], "edges": edges,
+                   "partition_dag": [["input", 0], [0, 1], [1, "output"]],
+                   "end_to_end_s": 0.02 + sum(sizes.values()) / 1e8 + 3 * 2e-3}
+    terms = _crossing_terms(measurement, {0: 0.005, 1: 0.005}, scale=2.0)
+    assert terms.bytes_per_s == pytest.approx(1e8, rel=1e-6)
+    assert terms.latency_s == pytest.approx(2e-3, rel=1e-6)
+
+
+def _cost(**calibration) -> FittedCost:
+    return FittedCost(calibration={"run": "outputs/cal", **calibration}, coefficients=with_fallback(TRUE),
+                      partition=PartitionTerms(scale=1.5), transfer=TransferTerms(latency_s=1e-4, bytes_per_s=1e9))
+
+
+def test_a_fitted_file_round_trips(tmp_path):
+    path = tmp_path / "fitted_cost.json"
+    _cost().save(path)
+    again = FittedCost.load(path)
+    assert again == _cost()
+    # an op kind the calibration never ran costs the median per-element coefficient
+    unseen = NodeFeatures("n", "gelu", {"call": 1.0, "elements:gelu": 1000.0})
+    assert again.node_seconds(unseen) == pytest.approx(TRUE["call"] + 1000 * again.coefficients["elements:*"])
+
+
+@pytest.mark.parametrize("content, message", [
+    ("{not json", r"latency\.path=.*cannot read a fitted cost model"),
+    (json.dumps({"format": "something/else"}), r"latency\.path=.*format is 'something/else', expected 'fxflow\.fitted_cost/1'"),
+    ("FIX", r"latency\.path=.*partition\.scale: Input should be greater than 0 \(value -1\.0\)"),
+])
+def test_a_malformed_fitted_file_is_refused_with_one_message(tmp_path, content, message):
+    path = tmp_path / "fitted_cost.json"
+    if content == "FIX":
+        data = _cost().model_dump()
+        data["partition"]["scale"] = -1.0
+        content = json.dumps(data)
+    path.write_text(content)
+    with pytest.raises(ValueError, match=message) as caught:
+        FittedCost.load(path)
+    assert str(path) in str(caught.value)
+
+
+def test_prediction_of_a_placement_adds_crossings_on_the_critical_path():
+    from torch.fx.passes.split_module import split_module
+
+    from fxflow.models.uneven import UnevenTowers
+
+    gm = symbolic_trace(UnevenTowers(dim=8, widths=[4, 8]))
+    part = {"towers_0_0": 0, "towers_0_1": 0, "towers_0_2": 0, "towers_1_0": 1, "towers_1_1": 1, "towers_1_2": 1}
+    split = split_module(gm, gm, lambda n: part.get(n.name, 2))
+    args = [torch.randn(2, 8)]
+    cost = _cost()
+    one = predict_placement(cost, split, {0: (1, "cpu"), 1: (1, "cpu"), 2: (1, "cpu")}, args)
+    two = predict_placement(cost, split, {0: (1, "cpu"), 1: (2, "cpu"), 2: (1, "cpu")}, args)
+    features = profile(split, args)
+    assert one["partitions"][1] == pytest.approx(cost.partition_seconds([f for f in features if f.partition == 1]))
+    assert len(two["edges"]) == len(one["edges"]) + 2  # x to the second worker, its tower back
+    assert two["critical_path_s"] > one["critical_path_s"] - one["partitions"][1]
+
+
+def test_the_partition_stage_records_which_calibration_it_used(run_recipe, tmp_path):
+    path = tmp_path / "fitted_cost.json"
+    _cost(recipe="distributed_calibrate_cost").save(path)
+    run = run_recipe("partition_latency", "latency@transforms.partition.latency_model=fitted",
+                     f"transforms.partition.latency_model.path={path}", "transforms.partition.mode=cost_aware")
+    metrics = run.summary["metrics"]
+    assert metrics["partition.latency_source.model"] == "fitted"
+    assert metrics["partition.latency_source.path"] == str(path)
+    assert metrics["partition.latency_source.sha256"] == sha256_of(path)
+    assert metrics["partition.latency_source.calibration.run"] == "outputs/cal"
+    assert metrics["partition.partitions.0.latency"][2] > 0
+    assert run.summary["status"] == "passed"
+
+
+def test_a_partition_stage_given_a_malformed_fitted_file_errors_naming_it(run_recipe, tmp_path):
+    path = tmp_path / "fitted_cost.json"
+    path.write_text("{}")
+    run = run_recipe("partition_latency", "latency@transforms.partition.latency_model=fitted",
+                     f"transforms.partition.latency_model.path={path}")
+    assert run.summary["status"] == "error"
+    assert f"latency_model.path={path}" in json.dumps(run.summary)
