@@ -6,7 +6,8 @@ runner in this process (well under a second a run). Tests whose point is the pro
 marker: `pytest -m process` runs just those, `-m "not process"` skips them.
 
 Composing costs ~0.2 s, most of it building the defaults list from the YAML files, so
-`compose_cached` composes each (recipe, group choices) once and applies value overrides
+`compose_cached` composes each (recipe, group choices) once per test run, whichever pytest-xdist
+worker gets there first (the others read its pickle), and applies value overrides
 (`key=value`, `+key=value`, `~key`) to a copy with Hydra's own override function, the one
 its compose calls; test_compose_cache.py checks that this gives what a full compose gives.
 """
