@@ -6,7 +6,8 @@ runner in this process (well under a second a run). Tests whose point is the pro
 marker: `pytest -m process` runs just those, `-m "not process"` skips them.
 
 Composing costs ~0.2 s, most of it building the defaults list from the YAML files, so
-`compose_cached` composes each (recipe, group choices) once and applies value overrides
+`compose_cached` composes each (recipe, group choices) once per test run, whichever pytest-xdist
+worker gets there first (the others read its pickle), and applies value overrides
 (`key=value`, `+key=value`, `~key`) to a copy with Hydra's own override function, the one
 its compose calls; test_compose_cache.py checks that this gives what a full compose gives.
 """
@@ -14,13 +15,18 @@ its compose calls; test_compose_cache.py checks that this gives what a full comp
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import logging
+import os
+import pickle
+import shutil
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 import pytest
 
@@ -37,6 +43,10 @@ if TYPE_CHECKING:
 REPO = Path(__file__).resolve().parents[1]
 _GROUPS = {p.name for p in conf_dir().iterdir() if p.is_dir()} | {"recipe"}
 _COMPOSED: dict[tuple[str | None, tuple[str, ...]], tuple[DictConfig, list[str]]] = {}
+_SHARED_ENV = "FXFLOW_TEST_COMPOSED"
+# Tests that load torch's OpInfo database (~2.5 s to import) share one worker (pytest-xdist's
+# --dist loadgroup, pyproject.toml), so only that worker pays for it.
+OPINFO_DB = pytest.mark.xdist_group("opinfo_db")
 
 
 def compose_cached(recipe: str | None, overrides: list[str]) -> tuple[DictConfig, list[str]]:
@@ -57,8 +67,7 @@ def compose_cached(recipe: str | None, overrides: list[str]) -> tuple[DictConfig
     values = [o for o in parsed if o.key_or_group.split("/")[0] not in _GROUPS and not o.is_hydra_override()]
     key = (recipe, groups)
     if key not in _COMPOSED:
-        cfg, files = compose_recipe(recipe, list(groups))
-        _COMPOSED[key] = cfg, [str(Path(f).resolve()) for f in files]
+        _COMPOSED[key] = _shared(key, lambda: _resolved(compose_recipe(recipe, list(groups))))
     base, files = _COMPOSED[key]
     cfg = copy.deepcopy(base)
     try:
@@ -66,6 +75,31 @@ def compose_cached(recipe: str | None, overrides: list[str]) -> tuple[DictConfig
     except Exception:  # noqa: BLE001
         return compose_recipe(recipe, overrides)
     return cfg, [_as_shown(f) for f in files]
+
+
+def _resolved(composed: tuple[DictConfig, list[str]]) -> tuple[DictConfig, list[str]]:
+    cfg, files = composed
+    return cfg, [str(Path(f).resolve()) for f in files]
+
+
+def _shared(key: tuple[str | None, tuple[str, ...]], compose: Callable[[], Any]) -> Any:
+    """compose(), or what another pytest-xdist worker of this run already composed for `key`
+    (pickled into the run's folder, FXFLOW_TEST_COMPOSED): each recipe is composed once per run,
+    not once per worker."""
+    folder = os.environ.get(_SHARED_ENV)
+    if not folder:
+        return compose()
+    # the shipped configs' folder is part of the key: a copy of the project tested from here has its own
+    path = Path(folder) / (hashlib.sha256(repr((str(conf_dir()), key)).encode()).hexdigest() + ".pickle")
+    try:
+        return pickle.loads(path.read_bytes())
+    except (OSError, pickle.UnpicklingError, EOFError):
+        pass
+    composed = compose()
+    partial = path.with_suffix(f".{os.getpid()}")
+    partial.write_bytes(pickle.dumps(composed))
+    partial.replace(path)  # whole or absent: another worker never reads half a file
+    return composed
 
 
 def _as_shown(path: str) -> str:
@@ -81,11 +115,21 @@ def pytest_configure(config: pytest.Config) -> None:
     """Test inputs are small: one intra-op thread is as fast as several, and on a shared machine it
     keeps OpenMP workers from spinning against each other (ResNet-18 at 2x3x64x64: ~20 ms a call
     with one thread, up to 0.8 s with two under load). Not in an xdist controller: it runs no test."""
+    if not hasattr(config, "workerinput") and _SHARED_ENV not in os.environ:
+        # made before pytest-xdist starts its workers, which inherit the variable; gone at the end
+        os.environ[_SHARED_ENV] = config._fxflow_composed = tempfile.mkdtemp(prefix="fxflow-composed-")
     if getattr(config.option, "numprocesses", None) and not hasattr(config, "workerinput"):
         return
     import torch
 
     torch.set_num_threads(1)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    folder = getattr(config, "_fxflow_composed", None)
+    if folder:
+        shutil.rmtree(folder, ignore_errors=True)
+        os.environ.pop(_SHARED_ENV, None)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable
 
@@ -216,6 +217,7 @@ FAMILIES: dict[str, Family] = {
 # --------------------------------------------------------------------------- which recipes use what
 
 
+@lru_cache(maxsize=None)
 def _target_of(group: str, option: str) -> str | None:
     path = conf_dir() / group / f"{option}.yaml"
     return (yaml.safe_load(path.read_text()) or {}).get("_target_") if path.exists() else None
@@ -249,11 +251,17 @@ def components(recipe: Path) -> set[str]:
     return found - {""}
 
 
+@lru_cache(maxsize=1)
+def _shipped_components() -> dict[str, frozenset[str]]:
+    """`components` of every shipped recipe, read once per worker (YAML parsing ~3 s for all families)."""
+    return {name: frozenset(components(path)) for name, path in recipe_files().items()}
+
+
 def family_recipes(target: str) -> list[str]:
     """The shipped recipes composing `target`; recipes whose point is scale are timed by the
     benchmarks instead (test_recipes.BENCHMARK_RECIPES)."""
-    return [name for name, path in recipe_files().items()
-            if target in components(path) and name not in BENCHMARK_RECIPES]
+    return [name for name, found in _shipped_components().items()
+            if target in found and name not in BENCHMARK_RECIPES]
 
 
 @pytest.mark.parametrize("recipe", [

@@ -15,6 +15,7 @@ import torch
 from omegaconf import OmegaConf
 from torch.fx.operator_schemas import create_type_hint
 
+from conftest import OPINFO_DB
 from fxflow.checks.probe_failures import check_probe_failures
 from fxflow.checks.result import Check
 from fxflow.recipes import recipe_files
@@ -154,6 +155,7 @@ def _failing_op(monkeypatch, name: str) -> None:
     monkeypatch.setattr(catalogue, "_check_op", check)
 
 
+@OPINFO_DB
 def test_a_failed_op_fails_the_whole_database_exploration(run_recipe, monkeypatch):
     """An override that widens or moves the slice is an exploration, but the catalogue's own failed
     cases still bind (here a two-op slice stands in for the whole database)."""
@@ -165,6 +167,7 @@ def test_a_failed_op_fails_the_whole_database_exploration(run_recipe, monkeypatc
     assert probe["binding"] and not probe["passed"] and "abs broke on purpose" in probe["detail"]
 
 
+@OPINFO_DB
 def test_a_failed_op_fails_the_recipe_as_written(run_recipe, monkeypatch):
     _failing_op(monkeypatch, "acos")
     run = run_recipe("normalize_operator_exhaustive")
@@ -172,6 +175,7 @@ def test_a_failed_op_fails_the_recipe_as_written(run_recipe, monkeypatch):
     assert {"probe.ops.failed", "expect.ops.failed", "expect.ops.passed"} <= set(failed_checks(run))
 
 
+@OPINFO_DB
 def test_normalize_operator_exhaustive_pins_how_many_ops_it_covered(run_recipe, monkeypatch):
     import fxflow.transforms.normalize_opinfo_catalogue as catalogue
 

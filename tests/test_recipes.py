@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from omegaconf import OmegaConf
 
+from conftest import OPINFO_DB
 from fxflow.checks.expectations import flatten_expectations
 from fxflow.recipes import recipe_files
 
@@ -25,7 +26,13 @@ def test_every_recipe_expects_something_and_says_what_it_is(name):
     assert recipe.get("expect", {}).get("metrics") or recipe.get("expect", {}).get("error"), "a recipe must expect something"
 
 
-@pytest.mark.parametrize("name", sorted(set(RECIPES) - PROCESS_RECIPES - BENCHMARK_RECIPES))
+def _scheduled(name: str) -> object:
+    """A recipe that loads torch's OpInfo database runs on the worker that holds it (conftest.OPINFO_DB)."""
+    uses_opinfo = "normalize_opinfo_catalogue" in recipe_files()[name].read_text()
+    return pytest.param(name, marks=OPINFO_DB) if uses_opinfo else name
+
+
+@pytest.mark.parametrize("name", [_scheduled(n) for n in sorted(set(RECIPES) - PROCESS_RECIPES - BENCHMARK_RECIPES)])
 def test_recipe_runs_and_holds_its_own_figures(name, run_recipe):
     """The figures a recipe pins (its torch test's) live in the recipe alone: a run as written
     passes only when every one of them holds, each as a binding check of its own."""
