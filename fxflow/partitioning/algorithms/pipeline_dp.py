@@ -96,12 +96,11 @@ def _best_segments(problem: Problem, objective: str, order_name: str) -> tuple[l
     last_user = [max(us, default=-1) for us in problem.users]
 
     longest = np.zeros(n + 1)  # longest path of segment [a, b), per start a
-    memory = np.zeros(n + 1, dtype=np.int64)  # bytes of segment [a, b) besides its nodes' own sizes
+    # Bytes of segment [a, b) besides its nodes' own sizes (buffers for inputs from before a, aux nodes),
+    # less prefix[a]: the segment holds prefix[b] + unplaced[a], so each cut b compares one array.
+    unplaced = -prefix
     inbound = np.zeros(n + 1, dtype=np.int64)  # bytes crossing into segment [a, b)
-    # Kept beside them so that each cut b reads one array per quantity (the updates are short slices):
-    # memory - prefix[a] (a segment's bytes are prefix[b] + this), and inbound / rate (its transfer time).
-    unplaced = memory - prefix
-    transfer = np.zeros(n + 1)
+    transfer = np.zeros(n + 1)  # inbound / rate, kept beside it (its updates are short slices)
     ending: dict[int, tuple[int, np.ndarray]] = {}  # node u -> (first start, longest path ending at u per start)
     seen_user = [-1] * n
     aux_seen = [-1] * len(aux_bytes)
@@ -138,7 +137,6 @@ def _best_segments(problem: Problem, objective: str, order_name: str) -> tuple[l
         np.maximum(longest[lo:b], path_v, out=longest[lo:b])
         for u in problem.inputs[v]:
             if u + 1 < b:
-                memory[max(lo, u + 1) : b] += out[u]
                 unplaced[max(lo, u + 1) : b] += out[u]
             first_new = max(lo, u + 1, seen_user[u] + 1)
             if first_new < b:
@@ -150,7 +148,6 @@ def _best_segments(problem: Problem, objective: str, order_name: str) -> tuple[l
                 ending.pop(u, None)
         for x in problem.aux_inputs[v]:
             first_new = max(lo, aux_seen[x] + 1)
-            memory[first_new:b] += aux_bytes[x]
             unplaced[first_new:b] += aux_bytes[x]
             if latency and aux_seen[x] >= 0:
                 inbound[first_new:b] += aux_bytes[x]
