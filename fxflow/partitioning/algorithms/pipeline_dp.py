@@ -54,7 +54,8 @@ def pipeline_split(problem: Problem, objective: Objective = "latency", order: st
 
 def best_split(problem: Problem, objective: str, sequence: list[int], order_name: str = "given") -> tuple[list[int], float]:
     """The device of every node in the best split of `sequence` (a topological order), and its value."""
-    segments, value = _best_segments(permuted(problem, sequence), objective, order_name)
+    identity = len(sequence) == problem.num_nodes and all(v == i for i, v in enumerate(sequence))
+    segments, value = _best_segments(problem if identity else permuted(problem, sequence), objective, order_name)
     device_of = [0] * problem.num_nodes
     for a, b, d in segments:
         for i in range(a, b):
