@@ -72,8 +72,11 @@ def _metadata(t: torch.Tensor) -> TensorMetadata:
 def size_nodes(gm: GraphModule, inputs: Sequence[Any] | None = None) -> None:
     """Set `node.size_bytes` on every node before the output node (linear time)."""
     if inputs is not None:
-        OutputShapes(gm).run(*inputs)
-    modules = dict(gm.named_modules())
+        shapes = OutputShapes(gm)
+        shapes.run(*inputs)
+        modules = shapes.submodules  # the module table the run built
+    else:
+        modules = dict(gm.named_modules())
     param_elems: dict[str, int] = {}
     elem_size: dict[tuple[torch.dtype, bool], int] = {}
     for node in gm.graph.nodes:
