@@ -54,7 +54,8 @@ def pipeline_split(problem: Problem, objective: Objective = "latency", order: st
 
 def best_split(problem: Problem, objective: str, sequence: list[int], order_name: str = "given") -> tuple[list[int], float]:
     """The device of every node in the best split of `sequence` (a topological order), and its value."""
-    segments, value = _best_segments(permuted(problem, sequence), objective, order_name)
+    identity = len(sequence) == problem.num_nodes and all(v == i for i, v in enumerate(sequence))
+    segments, value = _best_segments(problem if identity else permuted(problem, sequence), objective, order_name)
     device_of = [0] * problem.num_nodes
     for a, b, d in segments:
         for i in range(a, b):
@@ -96,8 +97,11 @@ def _best_segments(problem: Problem, objective: str, order_name: str) -> tuple[l
     last_user = [max(us, default=-1) for us in problem.users]
 
     longest = np.zeros(n + 1)  # longest path of segment [a, b), per start a
-    memory = np.zeros(n + 1, dtype=np.int64)  # bytes of segment [a, b) besides its nodes' own sizes
+    # Bytes of segment [a, b) besides its nodes' own sizes (buffers for inputs from before a, aux nodes),
+    # less prefix[a]: the segment holds prefix[b] + unplaced[a], so each cut b compares one array.
+    unplaced = -prefix
     inbound = np.zeros(n + 1, dtype=np.int64)  # bytes crossing into segment [a, b)
+    transfer = np.zeros(n + 1)  # inbound / rate, kept beside it (its updates are short slices)
     ending: dict[int, tuple[int, np.ndarray]] = {}  # node u -> (first start, longest path ending at u per start)
     seen_user = [-1] * n
     aux_seen = [-1] * len(aux_bytes)
@@ -117,28 +121,39 @@ def _best_segments(problem: Problem, objective: str, order_name: str) -> tuple[l
             path_v = np.empty(width)
             np.add(path[lo - start : u - start + 1], weights[v], out=path_v[: u - lo + 1])
             path_v[u - lo + 1 :] = weights[v]
-        else:
-            best = np.full(width, -np.inf)
-            for u in inside:
+        elif not inside:
+            path_v = np.full(width, float(weights[v]))
+        else:  # a join: the latest producer reaches furthest back; the others are maxed in where they reach
+            inside.sort(reverse=True)
+            start, path = ending[inside[0]]
+            reach = inside[0] - lo + 1
+            path_v = np.empty(width)
+            path_v[:reach] = path[lo - start : inside[0] - start + 1]
+            path_v[reach:] = 0.0
+            for u in inside[1:]:
                 start, path = ending[u]
-                np.maximum(best[: u - lo + 1], path[lo - start : u - start + 1], out=best[: u - lo + 1])
-            path_v = np.where(best == -np.inf, 0.0, best) + weights[v]
+                np.maximum(path_v[: u - lo + 1], path[lo - start : u - start + 1], out=path_v[: u - lo + 1])
+            path_v += weights[v]
         ending[v] = (lo, path_v)
         np.maximum(longest[lo:b], path_v, out=longest[lo:b])
         for u in problem.inputs[v]:
             if u + 1 < b:
-                memory[max(lo, u + 1) : b] += out[u]
+                unplaced[max(lo, u + 1) : b] += out[u]
             first_new = max(lo, u + 1, seen_user[u] + 1)
             if first_new < b:
                 inbound[first_new:b] += out[u]
+                if rate > 0:
+                    transfer[first_new:b] = inbound[first_new:b] / rate
             seen_user[u] = v
             if last_user[u] == v:
                 ending.pop(u, None)
         for x in problem.aux_inputs[v]:
             first_new = max(lo, aux_seen[x] + 1)
-            memory[first_new:b] += aux_bytes[x]
+            unplaced[first_new:b] += aux_bytes[x]
             if latency and aux_seen[x] >= 0:
                 inbound[first_new:b] += aux_bytes[x]
+                if rate > 0:
+                    transfer[first_new:b] = inbound[first_new:b] / rate
             aux_seen[x] = v
         if not problem.users[v]:
             ending.pop(v, None)
@@ -155,13 +170,12 @@ def _best_segments(problem: Problem, objective: str, order_name: str) -> tuple[l
             continue
         low = min(t[3] for t in active)
         high = max(t[4] for t in active) + 1
-        cost = longest[low:high] + inbound[low:high] / rate if rate > 0 else longest[low:high]
-        seg_memory = (prefix[b] - prefix[low:high]) + memory[low:high]
+        cost = longest[low:high] + transfer[low:high] if rate > 0 else longest[low:high]
         for s, target, c, first, last in active:
             window = slice(first - low, last + 1 - low)
             previous = value[s, first : last + 1]
             candidate = previous + cost[window] if latency else np.maximum(previous, cost[window])
-            candidate[seg_memory[window] > mems[c]] = np.inf
+            candidate[unplaced[first : last + 1] > mems[c] - prefix[b]] = np.inf
             pick = int(candidate.argmin())
             if candidate[pick] < value[target, b]:
                 value[target, b] = candidate[pick]
