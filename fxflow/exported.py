@@ -3,8 +3,7 @@
 fxflow sizes a graph node by node, and each node must yield one tensor (as torch's
 `get_size_of_all_nodes` requires). An exported graph holds a few calls that yield none or several:
 
-    gm = program.module(check_guards=False)
-    plain_signature(gm, ["input_ids"])     # forward(self, input_ids) returning the model's own structure
+    gm = plain_signature(program.module(check_guards=False), ["input_ids"], "GPT2")  # forward(self, input_ids)
     tidy = {"metadata_asserts_removed": drop_metadata_asserts(gm),
             "regions_inlined": inline_disabled_regions(gm),
             "splits_sliced": splits_to_slices(gm)}
@@ -27,20 +26,21 @@ _ASSERT_METADATA = torch.ops.aten._assert_tensor_metadata.default
 _SPLITS = (torch.ops.aten.split.Tensor, torch.ops.aten.split_with_sizes.default)
 
 
-def plain_signature(gm: GraphModule, names: list[str]) -> None:
-    """Give an exported module an ordinary `forward(self, a, b)` that returns the model's own output.
+def plain_signature(gm: GraphModule, names: list[str], class_name: str) -> GraphModule:
+    """An ordinary GraphModule with `forward(self, a, b)` returning the model's own output structure.
 
     `ExportedProgram.module()` flattens inputs and rebuilds outputs through a pytree code
-    generator; transforms that build a new module from the graph (`split_module`, the
-    partitioner) use the plain one, and their module would then return the flat tuple instead of
-    what the model returns. With tensor inputs only, each input is one placeholder in order, so the
-    graph itself can take them by name and return the rebuilt output structure (tuples, lists and
-    dicts of tensors; any other container type is refused with its name).
+    generator, and its hooks check every call against that input structure (keywords only);
+    transforms that build a new module from the graph (`split_module`, the partitioner) use the
+    plain code generator, and their module would then return the flat tuple instead of what the
+    model returns. With tensor inputs only, each input is one placeholder in order, so the graph
+    itself can take them by name and return the rebuilt output structure (tuples, lists and dicts
+    of tensors; any other container type is refused with its name). The module returned is built
+    afresh on the graph, without export's hooks.
     """
-    codegen = gm.graph._codegen
-    info = getattr(codegen, "pytree_info", None)
+    info = getattr(gm.graph._codegen, "pytree_info", None)
     if info is None:
-        return
+        return gm
     placeholders = [n for n in gm.graph.nodes if n.op == "placeholder"]
     if len(placeholders) != len(names):
         raise TypeError(f"the exported graph has {len(placeholders)} inputs for {len(names)} declared (model.inputs)")
@@ -53,7 +53,7 @@ def plain_signature(gm: GraphModule, names: list[str]) -> None:
                         "tensor or a tuple, list or dict of tensors (wrap the model)")
     output.args = (rebuilt,)
     gm.graph._codegen = torch.fx.graph.CodeGen()
-    gm.recompile()
+    return GraphModule(gm, gm.graph, class_name)
 
 
 def _plain_structure(value: Any) -> bool:

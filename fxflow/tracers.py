@@ -267,8 +267,7 @@ class ExportTracer(Tracer):
             program = torch.export.export(root, (), dict(inputs), strict=False)
             if self.decompose:
                 program = program.run_decompositions()
-        gm = program.module(check_guards=self.check_guards)
-        plain_signature(gm, list(inputs))
+        gm = plain_signature(program.module(check_guards=self.check_guards), list(inputs), type(root).__name__)
         inlined = inline_disabled_regions(gm)  # first: the regions' bodies hold asserts and splits too
         self._exported = {"exported_by": f"torch.export {torch.__version__}", "decomposed": self.decompose,
                           "guards_checked": self.check_guards, "regions_inlined": inlined,
