@@ -11,7 +11,8 @@ weights, built from numbers (no download); transformers' models need `pip instal
 
 Prints per model: graph nodes, partitions, devices, the equivalence check's largest difference
 from the eager model (over its input sets), the proven gap, and the record's trace and partition
-seconds; plus the torch and transformers versions. Sizes (the recipes' tests use 1-2 layers):
+seconds; plus the torch and transformers versions. fxflow's backend runs its `best` algorithm
+here (the recipes use `pipeline`, the optimal contiguous split, which takes milliseconds). Sizes (the recipes' tests use 1-2 layers):
 
 - gpt2: GPT-2 small, 12 layers, 768 wide, 12 heads, 50,257-word vocabulary (124M parameters)
 - bert: BERT-base, 12 layers, 768 wide, 12 heads, 3,072 MLP (110M parameters)
@@ -79,7 +80,9 @@ def main() -> None:
     parser.add_argument("--backend", choices=["fxflow", "torch"], default="fxflow")
     parser.add_argument("--llama-full", action="store_true", help="Llama 3.2 1B's full width (1.2B parameters, ~5 GB)")
     args = parser.parse_args()
-    backend = ["transforms.partition.backend=torch", "transforms.partition.mode=size_based"] if args.backend == "torch" else []
+    # fxflow's `best` (the recipes pick `pipeline`, milliseconds, to keep the test suite short)
+    backend = (["transforms.partition.backend=torch", "transforms.partition.mode=size_based"] if args.backend == "torch"
+               else ["transforms.partition.algorithm=best"])
     print(f"torch {version('torch')}, transformers {version('transformers')}, torchvision {version('torchvision')}; "
           f"{DEVICES} devices of {SHARE:.0%} of each graph's bytes, backend {args.backend}")
     header = ("model", "status", "nodes", "bytes", "partitions", "devices", "max |diff|", "gap", "trace s", "partition s")
