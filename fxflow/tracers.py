@@ -237,9 +237,11 @@ class ExportTracer(Tracer):
     there. Pick it for models `symbolic_trace` cannot follow: Hugging Face transformers (masks
     built with vmap, decorated forwards), data-dependent Python that only reads shapes.
 
-    The graph is `ExportedProgram.module()`: parameters and buffers are `get_attr` nodes, inputs
-    are flattened by the pytree spec recorded at export, shapes are those of the example inputs
-    (static). `decompose` lowers to core ATen first (`run_decompositions`: fewer, simpler ops, but
+    The graph is `ExportedProgram.module()` made into one fxflow can size and split
+    (`fxflow.exported`: inputs by name, the model's own output structure, every node one tensor;
+    each step counted in the trace facts). Parameters and buffers are `get_attr` nodes, shapes
+    are those of the example inputs (static), and it is exported without gradients (an inference
+    graph, as every check runs it). `decompose` lowers to core ATen first (`run_decompositions`: fewer, simpler ops, but
     some return tuples, which sizing cannot place). `check_guards` keeps export's input check, a
     `_guards_fn` module call that returns nothing and so cannot be sized or partitioned: it is off
     by default, which is safe here because every check feeds inputs of the declared shapes. The
@@ -250,8 +252,8 @@ class ExportTracer(Tracer):
     check_guards: bool = False
 
     advice: ClassVar[str] = (
-        "an nn.Module whose forward runs on the example inputs; torch.export needs every input a tensor "
-        "(or a nest of them) and fails on data-dependent control flow: pick tracer=symbolic or tracer=meta there")
+        "an nn.Module whose forward runs on the example inputs; here every input must be a tensor, and "
+        "torch.export fails on control flow that depends on tensor values: pick tracer=symbolic or tracer=meta there")
 
     _exported: dict[str, Any] = PrivateAttr(default_factory=dict)
 
