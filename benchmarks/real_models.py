@@ -81,7 +81,8 @@ def main() -> None:
     parser.add_argument("--llama-full", action="store_true", help="Llama 3.2 1B's full width (1.2B parameters, ~5 GB)")
     args = parser.parse_args()
     # fxflow's `best` (the recipes pick `pipeline`, milliseconds, to keep the test suite short)
-    backend = (["transforms.partition.backend=torch", "transforms.partition.mode=size_based"] if args.backend == "torch"
+    backend = (["transforms.partition.backend=torch", "transforms.partition.mode=size_based",
+                "~transforms.partition.algorithm"] if args.backend == "torch"
                else ["transforms.partition.algorithm=best"])
     print(f"torch {version('torch')}, transformers {version('transformers')}, torchvision {version('torchvision')}; "
           f"{DEVICES} devices of {SHARE:.0%} of each graph's bytes, backend {args.backend}")
