@@ -17,6 +17,7 @@ from torch.fx import Tracer as FxTracer
 
 from fxflow.config.components import run_policy
 from fxflow.config.targets import NotImported, TargetPolicy, TargetRefused
+from fxflow.exported import drop_metadata_asserts, inline_disabled_regions, plain_signature, splits_to_slices
 from fxflow.steps import RunStep
 
 
@@ -228,3 +229,53 @@ class MetaTracer(Tracer):
         meta_args = {k: v.to("meta") for k, v in inputs.items() if isinstance(v, torch.Tensor)}
         concrete = {k: v for k, v in inputs.items() if not isinstance(v, torch.Tensor)}
         return meta_tracer.symbolic_trace(root, meta_args=meta_args, concrete_args=concrete or None)
+
+
+class ExportTracer(Tracer):
+    """`torch.export` (non-strict): the model runs once on the example inputs under torch's
+    dispatcher and every ATen operator it calls becomes a node, whatever Python it took to get
+    there. Pick it for models `symbolic_trace` cannot follow: Hugging Face transformers (masks
+    built with vmap, decorated forwards), data-dependent Python that only reads shapes.
+
+    The graph is `ExportedProgram.module()` made into one fxflow can size and split
+    (`fxflow.exported`: inputs by name, the model's own output structure, every node one tensor;
+    each step counted in the trace facts). Parameters and buffers are `get_attr` nodes, shapes
+    are those of the example inputs (static), and it is exported without gradients (an inference
+    graph, as every check runs it). `decompose` lowers to core ATen first (`run_decompositions`: fewer, simpler ops, but
+    some return tuples, which sizing cannot place). `check_guards` keeps export's input check, a
+    `_guards_fn` module call that returns nothing and so cannot be sized or partitioned: it is off
+    by default, which is safe here because every check feeds inputs of the declared shapes. The
+    trace facts record torch's version and both settings, since the graph is that release's ATen.
+    """
+
+    decompose: bool = False
+    check_guards: bool = False
+
+    advice: ClassVar[str] = (
+        "an nn.Module whose forward runs on the example inputs; here every input must be a tensor, and "
+        "torch.export fails on control flow that depends on tensor values: pick tracer=symbolic or tracer=meta there")
+
+    _exported: dict[str, Any] = PrivateAttr(default_factory=dict)
+
+    def trace(self, root: torch.nn.Module | Callable, inputs: dict[str, Any]) -> GraphModule:
+        if not isinstance(root, torch.nn.Module):
+            raise TypeError(f"torch.export traces an nn.Module, got {type(root).__name__}; "
+                            "pick tracer=symbolic for a plain function")
+        not_tensors = [name for name, value in inputs.items() if not isinstance(value, torch.Tensor)]
+        if not_tensors:
+            raise TypeError(f"torch.export is fed tensors only here; input(s) {', '.join(not_tensors)} are not "
+                            "(model.inputs): pick tracer=symbolic with concrete_args for constant arguments")
+        with torch.no_grad():  # an inference graph: fxflow's checks and partitions run without gradients
+            program = torch.export.export(root, (), dict(inputs), strict=False)
+            if self.decompose:
+                program = program.run_decompositions()
+        gm = plain_signature(program.module(check_guards=self.check_guards), list(inputs), type(root).__name__)
+        inlined = inline_disabled_regions(gm)  # first: the regions' bodies hold asserts and splits too
+        self._exported = {"exported_by": f"torch.export {torch.__version__}", "decomposed": self.decompose,
+                          "guards_checked": self.check_guards, "regions_inlined": inlined,
+                          "metadata_asserts_removed": drop_metadata_asserts(gm), "splits_sliced": splits_to_slices(gm)}
+        return gm
+
+    def facts(self) -> dict[str, Any]:
+        return dict(self._exported)
+

@@ -39,6 +39,8 @@ def test_recipe_runs_and_holds_its_own_figures(name, run_recipe):
     recipe = OmegaConf.to_container(OmegaConf.load(recipe_files()[name]))
     expect = recipe.get("expect") or {}
     run = run_recipe(name, "report.pictures=false")
+    if run.summary["status"] == "skipped":  # a package outside the test extra (transformers: fxflow[hf])
+        pytest.skip(f"{name}: {run.summary['skipped']}")
     assert run.summary["status"] == "passed", run.summary["error"] or run.summary["checks"]
     assert run.summary["recipe"] == name
     checks = {c["name"]: c for c in run.summary["checks"]}
