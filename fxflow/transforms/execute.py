@@ -56,7 +56,8 @@ import json
 import logging
 import os
 import warnings
-from typing import Any, ClassVar, Literal
+from contextlib import contextmanager
+from typing import Any, ClassVar, Iterator, Literal
 
 import torch
 from pydantic import NonNegativeInt, PositiveFloat, PositiveInt, model_validator
@@ -151,21 +152,13 @@ class ExecutePartitions(Transform):
             return self._pipelined(gm, ctx, placement, group)
         module = DistributedModule(gm, placement, group, timeout_s=self.timeout_s,
                                    start_method=self.start_method, threads_per_worker=self.threads_per_worker)
-        try:
+        with _closed_on_failure(module, ctx, where=True):
             module.start()
             if not self.measure:
                 ctx.facts.update(_where(module.describe()))
                 return module
             measurement = module.measure(dict(ctx.inputs), repeats=self.repeats, warmup=self.warmup,
                                          probe_repeats=self.repeats, microbatches=self.microbatches)
-        except (WorkerFailed, RunTimeout) as exc:
-            ctx.facts.update(_where(module.describe()))
-            ctx.facts["failure"] = exc.record
-            module.close()
-            raise
-        except BaseException:
-            module.close()
-            raise
         ctx.facts.update(_where(measurement))
         ctx.facts.update(_measured(measurement, partition_facts))
         calibration = calibrated_latency(measurement, gm)
@@ -198,7 +191,7 @@ class ExecutePartitions(Transform):
                                  devices=cut.devices, device_names=cut.device_names, partitions=cut.partitions,
                                  backend=group, launch=self.launch, timeout_s=self.timeout_s,
                                  start_method=self.start_method, threads_per_worker=self.threads_per_worker)
-        try:
+        with _closed_on_failure(module, ctx):
             startup = module.start()
             described = module.describe()
             ctx.facts.update({"engine": "pipelining", "process_group": group, "workers": cut.num_stages,
@@ -215,14 +208,25 @@ class ExecutePartitions(Transform):
                 ctx.facts.update(repeats=self.repeats, warmup=self.warmup,
                                  **module.measure(dict(ctx.inputs), repeats=self.repeats, warmup=self.warmup,
                                                   step="train" if self.training else "forward"))
-        except (WorkerFailed, RunTimeout) as exc:
-            ctx.facts["failure"] = exc.record
-            module.close()
-            raise
-        except BaseException:
-            module.close()
-            raise
         return module
+
+
+@contextmanager
+def _closed_on_failure(module: DistributedModule | PipelinedModule, ctx: StageContext,
+                       where: bool = False) -> Iterator[None]:
+    """Workers never outlive a failed stage; a worker's failure goes into the facts (with where each
+    partition ran, when `where`), so the record says which rank failed and how."""
+    try:
+        yield
+    except (WorkerFailed, RunTimeout) as exc:
+        if where:
+            ctx.facts.update(_where(module.describe()))
+        ctx.facts["failure"] = exc.record
+        module.close()
+        raise
+    except BaseException:
+        module.close()
+        raise
 
 
 def _fit_cost(split: GraphModule, measurement: dict[str, Any], ctx: StageContext,
