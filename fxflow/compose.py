@@ -21,6 +21,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from fxflow.bounded_load import load_yaml
 from fxflow.config.hydra_settings import hydra_problems, searchpath_problems
 from fxflow.config.targets import TargetPolicy
 from fxflow.config.trust import trusted_setup_lines
@@ -155,12 +156,12 @@ def _searchpath_before_composing(parsed: list[Any]) -> list[str]:
             return [f"{p.render()} [set by {COMMAND_LINE} ({override.input_line})]"
                     for p in searchpath_problems(override.value())]
     primary = next((folder / "config.yaml" for folder in user_config_dirs() if (folder / "config.yaml").is_file()), None)
-    if primary is None or primary.stat().st_size > 1_000_000:
-        return []  # a file that large is refused when Hydra reads it
-    try:
-        data = yaml.safe_load(primary.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError):
-        return []  # Hydra reports a file it cannot read
+    if primary is None:
+        return []
+    try:  # under the same caps as every user file (size, aliases, nesting)
+        data = load_yaml(primary)
+    except (OSError, UnicodeDecodeError, ValueError, yaml.YAMLError):
+        return []  # refused or unreadable: Hydra's read of the file (fxflow's config source) names it
     hydra = data.get("hydra") if isinstance(data, dict) else None
     searchpath = hydra.get("searchpath") if isinstance(hydra, dict) else None
     return [f"{p.render()} [set by {shown(primary)}]" for p in searchpath_problems(searchpath)]
