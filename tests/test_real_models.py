@@ -75,3 +75,30 @@ def test_a_decoder_with_its_causal_mask_computes_the_models_own_logits(name):
         shifted[:, -1] = (shifted[:, -1] + 1) % 64  # causal: changing the last token leaves earlier logits alone
         torch.testing.assert_close(wrapped(shifted)[:, :-1], own[:, :-1], rtol=1e-5, atol=1e-5)
         assert not torch.allclose(wrapped(shifted)[:, -1], own[:, -1])
+
+
+@pytest.mark.parametrize("layers, heads", [(1, 1), (3, 4)])
+def test_mini_gpt_traces_to_the_same_logits_and_is_causal(layers, heads):
+    """MiniGPT needs no extra package, so CI checks its causal mask here (the transformers wrappers'
+    own check above runs only where transformers is installed)."""
+    from torch.fx import symbolic_trace
+
+    from fxflow.models.gpt import MiniGPT
+
+    torch.manual_seed(0)
+    model = MiniGPT(vocab=64, context=8, dim=16, heads=heads, layers=layers).eval()
+    tokens = torch.randint(0, 64, (3, 8))
+    gm = symbolic_trace(model)
+    assert torch.equal(gm(tokens), model(tokens))
+    assert sum(n.op == "call_module" and n.target.endswith("attn.qkv") for n in gm.graph.nodes) == layers
+    changed = tokens.clone()
+    changed[:, -1] = (changed[:, -1] + 1) % 64  # changing the last token leaves earlier logits as they were
+    assert torch.equal(gm(changed)[:, :-1], gm(tokens)[:, :-1])
+    assert not torch.equal(gm(changed)[:, -1], gm(tokens)[:, -1])
+
+
+def test_mini_gpt_refuses_heads_that_do_not_divide_the_width():
+    from fxflow.models.gpt import MiniGPT
+
+    with pytest.raises(ValueError, match="multiple of heads"):
+        MiniGPT(dim=30, heads=4)
