@@ -106,6 +106,17 @@ def load_json(path: Path, max_bytes: int = MAX_RECORD_BYTES) -> Any:
     return value
 
 
+def load_record(path: Path) -> dict[str, Any] | None:
+    """A record file's JSON object (summary.json, sweep_summary.json), or None when it is missing,
+    unreadable, damaged, over the limits or not an object. Code that scans folders of records skips
+    such a file (the job that left it counts as missing or unfinished); it never stops on it."""
+    try:
+        value = load_json(path)
+    except (OSError, ValueError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
 def yaml_problem(path: Path | str, exc: BaseException) -> str:
     """`FILE:LINE: what is wrong` for a YAML error (the line where the parser gave up)."""
     mark = getattr(exc, "problem_mark", None)

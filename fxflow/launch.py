@@ -114,7 +114,7 @@ class SweepProgress(Callback):
         _SHOWING.clear()
 
     def _show(self, folder: Any, total: int | None, stop: threading.Event) -> None:
-        import json
+        from fxflow.bounded_load import load_record
         import time
 
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -127,10 +127,11 @@ class SweepProgress(Callback):
             count = 0
             for path in folder.glob("*/summary.json"):
                 try:
-                    if path.stat().st_mtime >= started and json.loads(path.read_text()).get("status") != "running":
-                        count += 1
-                except (OSError, ValueError):
+                    fresh = path.stat().st_mtime >= started
+                except OSError:
                     continue
+                summary = load_record(path) if fresh else None
+                count += summary is not None and summary.get("status") != "running"
             return count
 
         with Progress(TextColumn("sweep"), BarColumn(), MofNCompleteColumn(), TextColumn("jobs"), TimeElapsedColumn(),

@@ -94,6 +94,7 @@ def test_a_fitted_file_round_trips(tmp_path):
 
 @pytest.mark.parametrize("content, message", [
     ("{not json", r"latency\.path=.*cannot read a fitted cost model"),
+    ("[" * 5000 + "]" * 5000, r"latency\.path=.*cannot read a fitted cost model .*nested"),
     (json.dumps({"format": "something/else"}), r"latency\.path=.*format is 'something/else', expected 'fxflow\.fitted_cost/1'"),
     ("FIX", r"latency\.path=.*partition\.scale: Input should be greater than 0 \(value -1\.0\)"),
 ])

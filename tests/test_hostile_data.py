@@ -393,3 +393,33 @@ def test_a_signalled_joblib_sweep_leaves_every_job_interrupted(tmp_path, sig, gr
     assert proc.returncode == 128 + sig and "Traceback" not in err
     statuses = [json.loads(Path(p).read_text())["status"] for p in sorted(glob.glob(str(sweep / "*" / "summary.json")))]
     assert statuses == ["interrupted", "interrupted"]
+
+
+DAMAGED_RECORDS = {"a_list": "[1, 2]", "nested_past_the_limit": "[" * 5000 + "]" * 5000, "not_json": "{status",
+                   "not_utf8": b"\xff\xfe{}", "a_string": '"passed"'}
+
+
+@pytest.mark.parametrize("content", DAMAGED_RECORDS.values(), ids=DAMAGED_RECORDS.keys())
+def test_a_damaged_job_record_is_skipped_by_every_reader_of_a_sweep_folder(tmp_path, content):
+    """A summary.json that is not a JSON object within the limits (planted, or cut short by a full
+    disk) counts as no record: the sweep summary shows the job missing, settling and resuming skip
+    it, and `fxflow runs` lists the rest; none of them stops with a traceback."""
+    from fxflow.record.sweep import earlier_pass
+
+    sweep = tmp_path / "outputs" / "multirun" / "2026-01-01" / "sweep"
+    damaged = sweep / "0" / "summary.json"
+    damaged.parent.mkdir(parents=True)
+    damaged.write_bytes(content if isinstance(content, bytes) else content.encode())
+    running_record(sweep / "1", dead_pid(), datetime.now(timezone.utc), overrides=["seed=1"])
+    rows = collect(sweep, [["seed=0"], ["seed=1"]])
+    assert [r["status"] for r in rows] == ["missing", "abandoned"]
+    assert settle_unfinished(sweep, "interrupted", "the sweep was interrupted", wait_s=0) == [sweep / "1"]
+    assert damaged.read_bytes() == (content if isinstance(content, bytes) else content.encode())  # left as found
+    assert earlier_pass(sweep / "0", ["seed=0"], "") is None
+    import io
+
+    from rich.console import Console
+
+    out = io.StringIO()
+    assert run_verb(["runs", "--outputs", str(tmp_path / "outputs")], Console(file=out, width=200)) == 0
+    assert "1 interrupted" in out.getvalue() or "running (1 job records so far)" in out.getvalue(), out.getvalue()

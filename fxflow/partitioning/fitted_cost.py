@@ -38,6 +38,7 @@ from torch.fx import GraphModule, Interpreter, Node
 from torch.fx.experimental.partitioner_utils import NodeLatency
 from torch.utils._pytree import tree_leaves
 
+from fxflow.bounded_load import load_json
 from fxflow.inputs import InputSet
 from fxflow.nodes import NON_COMPUTE_OPS, op_name
 from fxflow.partitioning.latency import LatencyModel
@@ -212,7 +213,7 @@ class FittedCost(_Strict):
         """Read and validate a fitted file; any problem is one ValueError naming `key` and the file."""
         file = Path(path)
         try:
-            data = json.loads(file.read_text())
+            data = load_json(file)
         except (OSError, ValueError) as exc:
             raise ValueError(f"{key}={path}: cannot read a fitted cost model ({exc}); give the fitted_cost.json "
                              "an execute stage with fit_cost: true wrote") from None

@@ -7,7 +7,6 @@ as seconds, and the figures they assert (208.0, 160.0) come out of those rules.
 
 from __future__ import annotations
 
-import json
 import time
 from abc import ABC, abstractmethod
 from pathlib import Path
@@ -18,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, PositiveInt
 from torch.fx import GraphModule, Interpreter, Node
 from torch.fx.experimental.partitioner_utils import NodeLatency
 
+from fxflow.bounded_load import load_json
 from fxflow.inputs import InputSet
 from fxflow.nodes import NON_COMPUTE_OPS, op_name
 
@@ -160,6 +160,13 @@ class CalibratedLatency(LatencyModel):
     def mapping(self, gm: GraphModule, inputs: InputSet) -> dict[Node, NodeLatency]:
         from fxflow.distributed.calibration import node_latency_mapping
 
-        calibration = json.loads(Path(self.path).read_text())
+        try:
+            calibration = load_json(Path(self.path))
+        except (OSError, ValueError) as exc:
+            raise ValueError(f"latency_model.path={self.path}: cannot read a calibration ({exc}); give the "
+                             "calibration.json an execute stage wrote") from None
+        if not isinstance(calibration, dict):
+            raise ValueError(f"latency_model.path={self.path}: holds a {type(calibration).__name__}, not the "
+                             "calibration object an execute stage writes")
         weights = self.weights.mapping(gm, inputs) if self.weights else None
         return node_latency_mapping(calibration, gm, weights)

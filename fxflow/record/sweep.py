@@ -32,6 +32,7 @@ from rich.markup import escape
 from rich.table import Table
 from tabulate import tabulate
 
+from fxflow.bounded_load import load_record
 from fxflow.record.liveness import process_gone, shown_status
 from fxflow.record.writer import RunRecord
 from fxflow.reports.console import make_console
@@ -57,13 +58,13 @@ def earlier_pass(run_dir: Path, overrides: list[str], config_yaml: str) -> dict[
     resolved config (`config_yaml`, as the run writes config.yaml; its `sweep:` switches aside: they
     say how the sweep runs, not what a job computes), if any. Overrides alone are not enough: an
     edited recipe or group file changes what the same overrides run."""
+    summary = load_record(run_dir / SUMMARY)
     try:
-        summary = json.loads((run_dir / SUMMARY).read_text())
         with (run_dir / "config.yaml").open("rb") as handle:
             recorded = handle.read(len(config_yaml.encode("utf-8")) + 4096).decode("utf-8")
     except (OSError, ValueError):
         return None
-    same = (isinstance(summary, dict) and summary.get("status") == "passed"
+    same = (summary is not None and summary.get("status") == "passed"
             and isinstance(summary.get("overrides"), list)
             and job_overrides(summary["overrides"]) == job_overrides(overrides)
             and _without_block(recorded, "sweep") == _without_block(config_yaml, "sweep"))
@@ -135,11 +136,8 @@ def settle_unfinished(sweep_dir: Path, status: str, cause: str, wait_s: float = 
     to `wait_s` to go, or to record its own end). Returns the job folders settled."""
     pending = []
     for path in sorted(sweep_dir.glob(f"*/{SUMMARY}")):
-        try:
-            summary = json.loads(path.read_text())
-        except (OSError, ValueError):
-            continue
-        if isinstance(summary, dict) and summary.get("status") == "running":
+        summary = load_record(path)
+        if summary is not None and summary.get("status") == "running":
             pending.append((path, summary))
     deadline = time.monotonic() + wait_s
     settled = []
@@ -148,11 +146,8 @@ def settle_unfinished(sweep_dir: Path, status: str, cause: str, wait_s: float = 
         while not process_gone(process) and process.get("host") == socket.gethostname() \
                 and time.monotonic() < deadline:
             time.sleep(0.1)
-        try:
-            current = json.loads(path.read_text())
-        except (OSError, ValueError):
-            continue
-        if current.get("status") != "running" or not process_gone(current.get("process")):
+        current = load_record(path)
+        if current is None or current.get("status") != "running" or not process_gone(current.get("process")):
             continue  # it recorded its own end, or it still runs (another host: it may)
         pid = process.get("pid")
         current.pop("incomplete", None)
@@ -188,11 +183,8 @@ def collect(sweep_dir: Path, expected: list[list[str]] | None, started: float = 
     """
     found: dict[tuple[str, ...], tuple[Path, dict[str, Any]]] = {}
     for path in sorted(sweep_dir.glob(f"*/{SUMMARY}"), key=lambda p: (len(p.parent.name), p.parent.name)):
-        try:
-            summary = json.loads(path.read_text())
-        except (OSError, ValueError):
-            continue
-        if isinstance(summary, dict) and isinstance(summary.get("overrides", []), list):
+        summary = load_record(path)
+        if summary is not None and isinstance(summary.get("overrides", []), list):
             found[tuple(job_overrides(summary.get("overrides", [])))] = (path, summary)
     keys = [tuple(job_overrides(job)) for job in expected] if expected is not None else list(found)
     rows = []

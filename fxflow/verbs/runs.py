@@ -10,7 +10,6 @@ A sweep is one row (its jobs' statuses counted); `fxflow diff` takes two of the 
 from __future__ import annotations
 
 import argparse
-import json
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -18,6 +17,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.markup import escape
 
+from fxflow.bounded_load import load_record
 from fxflow.paths import shown
 
 _STYLE = {"passed": "green", "skipped": "yellow", "running": "yellow", "interrupted": "yellow"}
@@ -63,12 +63,14 @@ def latest(outputs: Path, count: int) -> list[Listed]:
 
 
 def _run(path: Path) -> Listed | None:
+    summary = load_record(path)
     try:
-        summary = json.loads(path.read_text())
-        return Listed(path.stat().st_mtime, str(summary.get("recipe", "?")), str(summary.get("status", "?")),
-                      path.parent)
-    except (OSError, ValueError, AttributeError):
+        written = path.stat().st_mtime
+    except OSError:
+        summary = None
+    if summary is None:
         return None
+    return Listed(written, str(summary.get("recipe", "?")), str(summary.get("status", "?")), path.parent)
 
 
 def _sweep(folder: Path) -> Listed | None:
@@ -77,10 +79,12 @@ def _sweep(folder: Path) -> Listed | None:
     jobs = [j for j in jobs if j is not None]
     summary_path = folder / "sweep_summary.json"
     recipes = sorted({j.recipe for j in jobs}) or ["?"]
+    counts = (load_record(summary_path) or {}).get("counts")
     try:
-        counts: dict[str, int] = json.loads(summary_path.read_text())["counts"]
         written = summary_path.stat().st_mtime
-    except (OSError, ValueError, KeyError, TypeError):  # no summary yet: at work, or stopped before the end
+    except OSError:
+        counts = None
+    if not isinstance(counts, dict):  # no summary yet: at work, or stopped before the end
         written = max((j.written for j in jobs), default=folder.stat().st_mtime)
         return Listed(written, "sweep: " + ", ".join(recipes), f"running ({len(jobs)} job records so far)", folder)
     failing = [s for s in counts if s not in ("passed", "skipped")]
