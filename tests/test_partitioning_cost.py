@@ -174,3 +174,15 @@ def test_deep_graphs_in_one_partition(model, nodes):
         part.nodes = {n for n in gm.graph.nodes if n.op != "output"}
         with pytest.raises(RecursionError):
             get_partition_to_latency_mapping([part], latency)
+
+
+def test_torch_helpers_agree_up_to_float_rounding_and_no_further():
+    """fxflow and torch may sum a partition's fractional latencies in another order; the last bits
+    may differ. A difference beyond rounding (a wrong latency) is still a disagreement."""
+    from fxflow.partitioning.torch_helpers import _differences
+
+    ours = {"partitions": [{"id": 0, "latency": [0.1 + 0.2, 0.7, 1.0]}], "critical_path_latency": 0.3 + 0.6}
+    rounded = {"partitions": [{"id": 0, "latency": [0.3, 0.7, 1.0]}], "critical_path_latency": 0.9}
+    assert ours["critical_path_latency"] != 0.9 and _differences(ours, rounded) == []
+    wrong = {"partitions": [{"id": 0, "latency": [0.3, 0.7, 1.001]}], "critical_path_latency": 0.91}
+    assert [d.split(":")[0] for d in _differences(ours, wrong)] == ["partition 0", "critical path"]

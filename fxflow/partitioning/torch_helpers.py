@@ -17,6 +17,7 @@ The partitions are rebuilt as torch `Partition` objects from the recorded facts 
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from torch.fx import GraphModule, Node
@@ -55,13 +56,27 @@ def _torch_partitions(gm: GraphModule, entries: list[dict[str, Any]]) -> list[Pa
 
 
 def _differences(facts: dict[str, Any], torch_figures: dict[str, Any]) -> list[str]:
-    """Figure by figure, where fxflow's recorded value is not exactly torch's."""
+    """Figure by figure, where fxflow's recorded value is not torch's. Equal means equal to within
+    float rounding (REL_TOL): both sum the same node latencies, possibly in another order, so a
+    fitted model's fractional seconds may differ in the last bits; a real difference is far larger."""
     found = []
     for ours, theirs in zip(facts["partitions"], torch_figures["partitions"]):
-        if ours.get("latency") != theirs["latency"]:
+        if not _same(ours.get("latency"), theirs["latency"]):
             found.append(f"partition {ours['id']}: fxflow {ours.get('latency')}, torch {theirs['latency']}")
-    if "critical_path_latency" in torch_figures and facts.get("critical_path_latency") != torch_figures[
-            "critical_path_latency"]:
+    if "critical_path_latency" in torch_figures and not _same(facts.get("critical_path_latency"),
+                                                              torch_figures["critical_path_latency"]):
         found.append(f"critical path: fxflow {facts.get('critical_path_latency')}, "
                      f"torch {torch_figures['critical_path_latency']}")
     return found
+
+
+REL_TOL = 1e-9
+
+
+def _same(ours: Any, theirs: Any) -> bool:
+    """Numbers (or equal-length lists of numbers) equal to within REL_TOL; anything else must be equal."""
+    if isinstance(ours, (list, tuple)) and isinstance(theirs, (list, tuple)):
+        return len(ours) == len(theirs) and all(_same(a, b) for a, b in zip(ours, theirs))
+    if isinstance(ours, (int, float)) and isinstance(theirs, (int, float)) and not isinstance(ours, bool):
+        return math.isclose(ours, theirs, rel_tol=REL_TOL, abs_tol=0.0)
+    return ours == theirs
