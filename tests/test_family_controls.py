@@ -11,7 +11,9 @@ in with monkeypatch and each recipe of the family is run in-process, as written:
 * a wrong parameter where the family has one that matters (partition ids off by one, keyword
   normalization off, pairs read the wrong way round, ...).
 
-Every recipe in which the break took effect must end not passed (failed or error). A break
+Every recipe in which the break took effect must end not passed: failed, or error from a check,
+the stage protocol or a later stage (an error that looks like the break's own bug, a TypeError
+or AttributeError, and a failure where the break never ran count as no catch). A break
 "takes effect" when the broken code ran (a function rewrite break does not run for a model that
 is a module). Recipes that a break cannot tell from a working step are declared, with the
 reason, in `may_survive`; each declaration must still hold (the recipe exists and survives).
@@ -290,6 +292,12 @@ def test_discovery_reads_inline_targets(tmp_path):
 # --------------------------------------------------------------------------- the controls
 
 
+# A break is caught by a check (failed) or by the stage protocol, the tracer or a later stage
+# refusing what it got (error: BrokenContract, TraceError, RuntimeError, ...). These error types
+# are what a break that does not fit the code it replaces raises: they count as no catch.
+CONTROL_BUGS = {"TypeError", "AttributeError", "NameError", "KeyError", "ImportError", "ModuleNotFoundError"}
+
+
 @pytest.mark.parametrize("family", sorted(FAMILIES))
 def test_every_recipe_of_the_family_fails_when_its_step_is_broken(family, tmp_path):
     """Each break of the family, on each recipe of it: not passed wherever the break took effect
@@ -307,11 +315,17 @@ def test_every_recipe_of_the_family_fails_when_its_step_is_broken(family, tmp_pa
             hits: list[int] = []
             with pytest.MonkeyPatch.context() as mp:
                 brk.install(mp, lambda: hits.append(1))
-                status = run_in_process(recipe, [], tmp_path / f"{brk.name}-{recipe}").summary["status"]
+                summary = run_in_process(recipe, [], tmp_path / f"{brk.name}-{recipe}").summary
+            status, error = summary["status"], summary.get("error") or {}
             if status == "skipped":  # a stated requirement (MKLDNN, a package) is missing on this machine
                 skipped.add(recipe)
             elif status not in ("passed", "failed", "error"):
                 wrong.append(f"{brk.name}: {recipe} ended {status}")
+            elif status != "passed" and not hits:
+                wrong.append(f"{brk.name}: {recipe} ended {status} but the break never ran: {error.get('message')}")
+            elif status == "error" and error.get("type") in CONTROL_BUGS:
+                wrong.append(f"{brk.name}: {recipe} ended in an error that looks like the break's own bug, not a "
+                             f"check catching it: {error.get('message')}")
             elif status != "passed":
                 failed_by[recipe].append(brk.name)
                 if recipe in brk.may_survive:
