@@ -253,7 +253,7 @@ def test_hydra_full_error_still_gives_the_traceback_to_those_who_ask(tmp_path, m
 
 @pytest.mark.process
 @pytest.mark.skipif(os.name != "posix", reason="folder permissions")
-def test_read_only_outputs_through_the_real_command_is_one_line_exit_1(tmp_path):
+def test_read_only_outputs_through_the_real_command_is_one_line_and_nonzero(tmp_path):
     outputs = tmp_path / "outputs"
     outputs.mkdir()
     if os.geteuid() == 0:  # root writes anywhere: put a file where the run folder's parent should be
@@ -266,7 +266,9 @@ def test_read_only_outputs_through_the_real_command_is_one_line_exit_1(tmp_path)
     finally:
         if outputs.is_dir():
             outputs.chmod(0o755)
-    assert proc.returncode in (1, 2) and summary is None  # 2: refused before Hydra writes (not a folder)
+    # a file in the way is refused before Hydra writes (2: a usage problem); a folder that takes no
+    # files is refused there too or fails at the first write (1), depending on where the OS says no
+    assert proc.returncode in ((2,) if os.geteuid() == 0 else (1, 2)) and summary is None, proc.stderr
     assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
     assert str(outputs / "run") in proc.stderr
 
