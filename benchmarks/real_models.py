@@ -57,8 +57,10 @@ COMMON = ["report.pictures=false", "~expect.metrics", "equivalence.fresh_inputs=
 
 def fxflow(recipe: str, overrides: list[str], run_dir: Path) -> dict:
     """One fresh `python -m fxflow` run; its summary.json."""
-    subprocess.run([sys.executable, "-m", "fxflow", f"recipe={recipe}", *overrides, f"hydra.run.dir={run_dir}"],
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+    done = subprocess.run([sys.executable, "-m", "fxflow", f"recipe={recipe}", *overrides, f"hydra.run.dir={run_dir}"],
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, check=False)
+    if not (run_dir / "summary.json").is_file():  # refused before the run began: say why, not a traceback
+        sys.exit(f"{recipe} {' '.join(overrides)}: no run record (exit {done.returncode}):\n{done.stderr[-2000:]}")
     return json.loads((run_dir / "summary.json").read_text())
 
 
