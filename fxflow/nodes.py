@@ -20,6 +20,14 @@ FxOp = Literal["call_function", "call_method", "call_module"]
 NON_COMPUTE_OPS = frozenset({"placeholder", "get_attr", "output"})
 
 
+def compute_nodes(module: torch.nn.Module) -> list[Node]:
+    """The nodes of a GraphModule's graph that compute, in graph order; none for any other module
+    (a split's leaf submodule is a plain module)."""
+    if not isinstance(module, torch.fx.GraphModule):
+        return []
+    return [n for n in module.graph.nodes if n.op not in NON_COMPUTE_OPS]
+
+
 def op_name(node: Node, modules: dict[str, torch.nn.Module]) -> str:
     """A short name for what a node computes: function or method name, or the module's class name."""
     if node.op == "call_module":

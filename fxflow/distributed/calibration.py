@@ -30,12 +30,12 @@ from torch.fx.experimental.partitioner_utils import NodeLatency, Partition, get_
 
 def calibrated_latency(measurement: Mapping[str, Any], split: GraphModule) -> dict[str, Any]:
     """Measured seconds per partition (with its compute node names) and transfer speed."""
-    from fxflow.nodes import NON_COMPUTE_OPS  # here: ranks import this package and need none of it
+    from fxflow.nodes import compute_nodes  # here: ranks import this package and need none of it
 
     partitions = []
     for part in measurement["partitions"]:
         submod = split.get_submodule(f"submod_{part['id']}")
-        nodes = [n.name for n in submod.graph.nodes if n.op not in NON_COMPUTE_OPS] if isinstance(submod, GraphModule) else []
+        nodes = [n.name for n in compute_nodes(submod)]
         partitions.append({"id": part["id"], "compute_s": part["compute_s"], "nodes": nodes})
     return {"unit": "s", "source": "measured", "partitions": partitions, "transfer": transfer_speed(measurement["edges"])}
 

@@ -19,7 +19,7 @@ from torch.fx.experimental.partitioner_utils import NodeLatency
 
 from fxflow.bounded_load import load_json
 from fxflow.inputs import InputSet
-from fxflow.nodes import NON_COMPUTE_OPS, op_name
+from fxflow.nodes import NON_COMPUTE_OPS, compute_nodes, op_name
 
 class LatencyModel(BaseModel, ABC):
     """Base for latency models; `mapping` gives torch's node -> NodeLatency dict."""
@@ -33,10 +33,6 @@ class LatencyModel(BaseModel, ABC):
     def source(self) -> dict[str, Any] | None:
         """Where the model's figures come from, for the record (a fitted model names its file)."""
         return None
-
-
-def _compute_nodes(gm: GraphModule) -> list[Node]:
-    return [n for n in gm.graph.nodes if n.op not in NON_COMPUTE_OPS]
 
 
 class SizeRuleLatency(LatencyModel):
@@ -57,7 +53,7 @@ class SizeRuleLatency(LatencyModel):
 
     def mapping(self, gm: GraphModule, inputs: InputSet) -> dict[Node, NodeLatency]:
         result = {}
-        for node in _compute_nodes(gm):
+        for node in compute_nodes(gm):
             total, output = node.size_bytes.total_size, node.size_bytes.output_size
             if total == output:
                 compute = self.unweighted_per_byte * total + self.unweighted_constant
@@ -86,7 +82,7 @@ class TableLatency(LatencyModel):
     def mapping(self, gm: GraphModule, inputs: InputSet) -> dict[Node, NodeLatency]:
         modules = dict(gm.named_modules())
         result = {}
-        for node in _compute_nodes(gm):
+        for node in compute_nodes(gm):
             entry = self.ops.get(op_name(node, modules), self.default)
             result[node] = NodeLatency(entry.mem, entry.compute)
         return result
@@ -116,7 +112,7 @@ class MeasuredLatency(LatencyModel):
             torch.set_num_threads(before)
         return {
             node: NodeLatency(node.size_bytes.total_size / self.bytes_per_sec, timer.seconds.get(node, 0.0))
-            for node in _compute_nodes(gm)
+            for node in compute_nodes(gm)
         }
 
 

@@ -27,7 +27,7 @@ from torch.fx import GraphModule, Node
 
 from fxflow.config.components import run_policy
 from fxflow.config.targets import NotImported, TargetRefused
-from fxflow.nodes import NON_COMPUTE_OPS, FxOp, function_at
+from fxflow.nodes import FxOp, compute_nodes, function_at
 
 
 class SplitPolicy(BaseModel, ABC):
@@ -36,8 +36,7 @@ class SplitPolicy(BaseModel, ABC):
     model_config = ConfigDict(extra="forbid")
 
     def assignment(self, gm: GraphModule) -> dict[str, int]:
-        nodes = [n for n in gm.graph.nodes if n.op not in NON_COMPUTE_OPS]
-        return self.assign(gm, nodes)
+        return self.assign(gm, compute_nodes(gm))
 
     @abstractmethod
     def assign(self, gm: GraphModule, nodes: list[Node]) -> dict[str, int]:

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch.fx import GraphModule, Node
 
-from fxflow.nodes import NON_COMPUTE_OPS
+from fxflow.nodes import NON_COMPUTE_OPS, compute_nodes
 
 # Node meta key holding a node's name in the graph that was split: split_module copies node meta
 # into the submodules but may rename the nodes there (`add_1` becomes `add` in a graph of its own).
@@ -50,13 +50,6 @@ def called_submodules(module: Any, prefix: str = "submod_") -> dict[str, torch.n
         if node.op == "call_module" and str(node.target).startswith(prefix) and node.target in children:
             called.setdefault(node.target, children[node.target])
     return called
-
-
-def compute_nodes(sub: torch.nn.Module) -> list[Node]:
-    """The nodes of a submodule's graph that compute (no placeholders, get_attr or output)."""
-    if not isinstance(sub, GraphModule):
-        return []
-    return [n for n in sub.graph.nodes if n.op not in NON_COMPUTE_OPS]
 
 
 def graph_node_names(subs: dict[str, torch.nn.Module]) -> dict[str, list[str]]:
