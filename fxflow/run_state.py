@@ -6,6 +6,7 @@ import logging
 import os
 import platform
 import socket
+import sys
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -118,7 +119,7 @@ class RunState:
             "error": self.error,
             "skipped": self.skipped,
             "notes": self.notes,
-            "versions": {"python": platform.python_version(), "torch": torch.__version__, "fxflow": fxflow.__version__},
+            "versions": versions(),
             "overrides": self.overrides,
             "hydra_overrides": self.hydra_overrides,
             "trusted_packages": self.trusted,
@@ -131,3 +132,18 @@ class RunState:
 
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+# Packages that build or trace models beside torch: the record names the version of each one the
+# run imported, so a figure from a transformers model says which transformers gave it.
+MODEL_PACKAGES = ("transformers", "torchvision", "timm")
+
+
+def versions() -> dict[str, str]:
+    """python, torch, fxflow, and each of MODEL_PACKAGES this process has imported."""
+    found = {"python": platform.python_version(), "torch": torch.__version__, "fxflow": fxflow.__version__}
+    for name in MODEL_PACKAGES:
+        module = sys.modules.get(name)
+        if module is not None:
+            found[name] = str(getattr(module, "__version__", "unknown"))
+    return found

@@ -43,6 +43,10 @@ def test_recipe_runs_and_holds_its_own_figures(name, run_recipe):
         pytest.skip(f"{name}: {run.summary['skipped']}")
     assert run.summary["status"] == "passed", run.summary["error"] or run.summary["checks"]
     assert run.summary["recipe"] == name
+    if name.startswith("partition_hf_"):  # the record says which transformers built the model
+        import transformers
+
+        assert run.summary["versions"]["transformers"] == transformers.__version__
     checks = {c["name"]: c for c in run.summary["checks"]}
     for key in flatten_expectations(expect.get("metrics") or {}):
         assert checks[f"expect.{key}"]["passed"] and checks[f"expect.{key}"]["binding"], key
