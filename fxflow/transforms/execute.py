@@ -57,27 +57,24 @@ import logging
 import os
 import warnings
 from contextlib import contextmanager
-from typing import Any, ClassVar, Iterator, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Iterator, Literal
 
 import torch
 from pydantic import NonNegativeInt, PositiveFloat, PositiveInt, model_validator
 from pydantic_core import PydanticCustomError
 from torch.fx import GraphModule
 
-from fxflow.distributed import (
-    DistributedModule,
-    RunTimeout,
-    WorkerFailed,
-    calibrated_latency,
-    compare_with_prediction,
-    placement_from_facts,
-)
 from fxflow.distributed.facts import ExecutionFacts
-from fxflow.distributed.pipeline_stages import NotAPipeline, pipeline_stages
-from fxflow.distributed.pipelining import TORCHRUN_ENV, PipelinedModule
 from fxflow.partitioning.facts import partition_facts_of
 from fxflow.stages import DISTRIBUTED, PLACED
 from fxflow.transforms.base import StageContext, Transform
+
+if TYPE_CHECKING:
+    from fxflow.distributed import DistributedModule
+    from fxflow.distributed.pipelining import PipelinedModule
+
+# The process machinery (torch.distributed, the cluster, the planner) is imported where a stage
+# runs: every run imports this module (the transform listing), few run it.
 
 CALIBRATION_FILE = "calibrated_latency.json"
 FITTED_COST_FILE = "fitted_cost.json"
@@ -139,6 +136,8 @@ class ExecutePartitions(Transform):
         return self
 
     def apply(self, gm: GraphModule, ctx: StageContext) -> DistributedModule | PipelinedModule:
+        from fxflow.distributed import DistributedModule, calibrated_latency, placement_from_facts
+
         carried = partition_facts_of(gm)
         if carried is None:
             raise ValueError(f"transforms.{ctx.name} runs a partitioned module, but the module it received carries no "
@@ -173,6 +172,9 @@ class ExecutePartitions(Transform):
     def _pipelined(self, gm: GraphModule, ctx: StageContext, placement: Any, group: str) -> PipelinedModule:
         """The plan as torch.distributed.pipelining stages, run by its schedule; measured, and with
         `training` one training step proven against the split module run eagerly."""
+        from fxflow.distributed.pipeline_stages import NotAPipeline, pipeline_stages
+        from fxflow.distributed.pipelining import TORCHRUN_ENV, PipelinedModule
+
         try:
             cut = pipeline_stages(gm, placement, dict(ctx.inputs))
         except NotAPipeline as exc:
@@ -216,6 +218,8 @@ def _closed_on_failure(module: DistributedModule | PipelinedModule, ctx: StageCo
                        where: bool = False) -> Iterator[None]:
     """Workers never outlive a failed stage; a worker's failure goes into the facts (with where each
     partition ran, when `where`), so the record says which rank failed and how."""
+    from fxflow.distributed import RunTimeout, WorkerFailed
+
     try:
         yield
     except (WorkerFailed, RunTimeout) as exc:
@@ -250,6 +254,8 @@ def _where(record: dict[str, Any]) -> dict[str, Any]:
 
 def _measured(measurement: dict[str, Any], partition_facts: dict[str, Any]) -> dict[str, Any]:
     """Measured figures beside the prediction: per partition, per crossing, end to end."""
+    from fxflow.distributed import compare_with_prediction
+
     comparison = compare_with_prediction(measurement, partition_facts)
     mins = {p["id"]: p["compute_min_s"] for p in measurement["partitions"]}
     rows = [{**row, "measured_min_s": mins[row["id"]]} for row in comparison["partitions"]]
