@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch.fx import symbolic_trace
 
-from fxflow.distributed.cost_fit import _crossing_terms, predict_placement, scale_batch
+from fxflow.distributed.cost_fit import ScaledBatchFailed, _crossing_terms, _profile_scaled, predict_placement, scale_batch
 from fxflow.partitioning.fitted_cost import (
     FittedCost,
     NodeFeatures,
@@ -124,6 +124,17 @@ def test_a_batch_is_scaled_along_its_first_dimension():
     assert up[0].shape == (10, 3) and up[1].shape == (10, 2) and up[2] == 5
     assert torch.equal(up[0][4:8], x) and torch.equal(up[0][8:], x[:2])
     assert torch.equal(down[0], x[:1])
+
+
+def test_a_model_that_cannot_run_a_scaled_batch_says_by_what():
+    class FixedBatch(torch.nn.Module):
+        def forward(self, x):
+            return x.reshape(4, 3) * 2
+
+    gm = symbolic_trace(FixedBatch())
+    assert len(_profile_scaled(gm, [torch.randn(4, 3)], 1.0, repeats=1)) == 2
+    with pytest.raises(ScaledBatchFailed, match=r"first dimension scaled by 2 \(RuntimeError: shape '\[4, 3\]'"):
+        _profile_scaled(gm, [torch.randn(4, 3)], 2.0, repeats=1)
 
 
 def _cost(**calibration) -> FittedCost:
