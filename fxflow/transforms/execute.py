@@ -30,8 +30,9 @@ and transfer time per crossing value), `end_to_end_s`, `critical_path` (predicte
 `pipeline` (micro-batched throughput, with `microbatches` > 1) and `calibration`: the measured
 latency model written to `calibrated_latency.json` in the stage's folder, which
 `fxflow.partitioning.latency.CalibratedLatency` feeds back into the partitioner. With `fit_cost`,
-`fitted_cost` (fit errors, scale, link speed): a cost model for other models, written to
-`fitted_cost.json` (fxflow.distributed.cost_fit; conf/latency/fitted.yaml reads it). When a worker
+`fitted_cost` (fit errors, partition scale and overhead, link speed): a cost model for other
+models, written to `fitted_cost.json` (fxflow.distributed.cost_fit; its nodes also timed at
+`fit_batch_scales` times the batch; conf/latency/fitted.yaml reads it). When a worker
 fails, `failure` says which rank, partition and step, and why.
 
 engine: pipelining runs a plan that is a chain of stages with torch.distributed.pipelining instead
