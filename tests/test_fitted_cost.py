@@ -95,7 +95,7 @@ def test_a_partition_line_recovers_scale_and_overhead():
 
 
 def test_views_cost_their_call_and_a_linear_reads_its_parameters_once():
-    """A node whose output shares its input's storage moves no data; a Linear's weights are
+    """A node that makes no new tensor moves no data; a Linear's weights are
     parameter bytes, its input and output activation bytes; op kinds are lower-case so a module
     (GELU) and a function (gelu) share a coefficient."""
 
@@ -106,11 +106,12 @@ def test_views_cost_their_call_and_a_linear_reads_its_parameters_once():
 
         def forward(self, x):
             y = self.act(self.fc(x)).transpose(0, 1)
-            return torch.nn.functional.gelu(y.reshape(-1)).view(4, -1)
+            return torch.nn.functional.gelu(y.reshape(-1)).view(y.size(0), -1)
 
     features = {f.name: f for f in profile(symbolic_trace(Net()), [torch.randn(3, 6)], repeats=1, cold=True)}
     assert features["transpose"].values == {"call": 1.0}
     assert features["view"].values == {"call": 1.0}
+    assert features["size"].values == {"call": 1.0}
     assert features["reshape"].values["elements:reshape"] == 12  # of a transposed tensor: a copy
     assert features["fc"].values == {"call": 1.0, "flops": 2 * 3 * 4 * 6, "bytes": 4.0 * (3 * 6 + 3 * 4),
                                       "param_bytes": 4.0 * (6 * 4 + 4)}

@@ -5,8 +5,8 @@ predicts the model it measured. This model predicts from what a node *does*: eac
 is described by features read from one run of it (a call, its GEMM FLOPs, its output elements
 per op kind, the activation bytes it reads and writes, the parameter bytes it reads), and its
 seconds are a non-negative linear combination of them, fitted by non-negative least squares
-(scipy.optimize.nnls) to per-node timings. A node whose output aliases its input (view, transpose,
-getitem...) moves no data: it costs its call only.
+(scipy.optimize.nnls) to per-node timings. A node that makes no new tensor (a view, transpose,
+getitem, size...) moves no data: it costs its call only.
 
 The timings are taken the way a worker runs: with `cold=True` a node with parameters is timed
 after the caches were flushed, its inputs read back in and a copy of it run (so its code is warm),
@@ -75,11 +75,11 @@ def _tensors(value: Any) -> list[torch.Tensor]:
     return [t for t in tree_leaves(value) if isinstance(t, torch.Tensor)]
 
 
-def _aliases(result: Any, args: Any) -> bool:
-    """True when every output tensor shares storage with an input: the node moved no data."""
-    outputs = _tensors(result)
+def _moves_no_data(result: Any, args: Any) -> bool:
+    """True when the node made no new tensor: every output tensor shares storage with an input
+    (a view, a getitem), or there is none (a size, a shape)."""
     inputs = {t.untyped_storage().data_ptr() for t in _tensors(args)}
-    return bool(outputs) and all(t.untyped_storage().data_ptr() in inputs for t in outputs)
+    return all(t.untyped_storage().data_ptr() in inputs for t in _tensors(result))
 
 
 def _cache_bytes() -> int:
@@ -159,7 +159,7 @@ class _Profiler(Interpreter):
             samples.append(time.perf_counter() - start)
         kind = op_name(n, self.modules).lower()
         values = {CALL: 1.0}
-        if not _aliases(result, (args, kwargs)):
+        if not _moves_no_data(result, (args, kwargs)):
             params = sum(p.numel() * p.element_size() for p in module.parameters()) if module is not None else 0
             values.update({FLOPS: _gemm_flops(n, module, args, result),
                            BYTES: float(tensor_bytes((args, kwargs)) + tensor_bytes(result)), PARAM_BYTES: float(params)})
