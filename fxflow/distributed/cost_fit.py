@@ -5,7 +5,7 @@
     prediction["partitions"][pid], prediction["step_s"]
 
 The per-node coefficients come from timing every node of the run's split module in this process
-(one thread, the fastest of `repeats`, caches flushed before each call as a worker's are between
+(one thread, the fastest of `repeats`, a node's parameters cold as a worker's are between
 requests), at the run's batch and at `batch_scales` times it: a GEMM's seconds per FLOP fall as it
 grows, and one batch size cannot tell the FLOP term from the parameter-bytes term. The partition
 terms (scale, overhead) are a non-negative line through the measured partitions against the sum of
@@ -87,6 +87,7 @@ class ScaledBatchFailed(ValueError):
 
 
 def _profile_scaled(split: GraphModule, args: Sequence[Any], factor: float, repeats: int) -> list[NodeFeatures]:
+    """The nodes timed at `factor` times the batch; a model that cannot run it says by what factor."""
     try:
         return profile(split, scale_batch(args, factor), repeats=repeats, cold=True)
     except Exception as exc:  # any error of the model's own code at that batch size
