@@ -3,7 +3,7 @@
     PYTHONPATH=$PWD python benchmarks/cost_model.py            # about 1-3 minutes on 2 idle cores
     PYTHONPATH=$PWD python benchmarks/cost_model.py --plans 20 --rounds 3
 
-1. Calibrate: `python -m fxflow recipe=distributed_calibrate_cost` (an uneven Linear chain, four partitions on two
+1. Calibrate: `python -m fxflow recipe=distributed_calibrate_cost` (an uneven Linear chain, eight partitions on two
    worker processes) writes <run>/execute/fitted_cost.json.
 2. Held out: every way of splitting the six towers of `UnevenTowers` (widths 64 ... 2048) over one or
    two workers (the widest tower stays on the first, so no plan is another's mirror image) is a

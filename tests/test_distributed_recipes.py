@@ -9,6 +9,7 @@ import os
 from typing import Any
 
 import pytest
+import torch
 
 from process_tree import alive  # tests/ is on sys.path
 
@@ -102,3 +103,35 @@ def test_branches_run_side_by_side(run_recipe):
     path = metrics["execute.critical_path.measured_path"]
     assert path[:2] == ["input", 0] and path[-2:] == [4, "output"] and len(path) == 5  # through one branch
     assert metrics["execute.pipeline"] is None
+
+
+def test_calibration_run_fits_a_cost_model_that_explains_its_own_partitions(run_recipe):
+    """The calibration recipe's fitted file: eight measured partitions, the nodes timed at three batch
+    sizes, and the file's own prediction of each partition it ran close to what was measured."""
+    from torch.fx.passes.split_module import split_module
+
+    from fxflow.distributed.cost_fit import predict_placement
+    from fxflow.models.uneven import UnevenChain
+    from fxflow.partitioning.fitted_cost import FittedCost
+
+    run = run_recipe("distributed_calibrate_cost", "report.pictures=false")
+    assert_ran_across_processes(run, workers=2)
+    cost = FittedCost.load(run.run_dir / "execute" / "fitted_cost.json")
+    assert cost.calibration["partitions"] == 8 and cost.calibration["batch_scales"] == [1.0, 0.25, 4.0]
+    assert cost.calibration["timed_nodes"] == 3 * cost.calibration["nodes"] == 3 * 17
+    assert cost.coefficients["flops"] > 0 and cost.coefficients["param_bytes"] > 0
+    measured = {p["id"]: p["measured_min_s"] for p in rows(run.metrics, "execute.partitions")}
+    nodes = {f"layers_{i}": k for k, group in enumerate([[0, 1], [2, 3], [4, 5], [6, 7], [8], [9, 10], [11, 12],
+                                                          [13, 14, 15, 16]]) for i in group}
+    gm = torch.fx.symbolic_trace(UnevenChain())
+    split = split_module(gm, gm, lambda n: nodes[n.name])
+    predicted = predict_placement(cost, split, {k: (1 + k % 2, "cpu") for k in range(8)}, [torch.randn(64, 256)])
+    errors = sorted(abs(predicted["partitions"][k] / measured[k] - 1) for k in measured)
+    assert errors[len(errors) // 2] < 0.5, errors  # a loaded machine's noise, not a wrong fit (idle: a few %)
+
+
+def test_a_batch_scale_that_is_not_positive_is_refused_naming_the_key(run_recipe):
+    run = run_recipe("distributed_calibrate_cost", *QUICK, "report.pictures=false",
+                     "transforms.execute.fit_batch_scales=[0.25,0]")
+    assert run.summary["status"] == "error"
+    assert "fit_batch_scales" in json.dumps(run.summary)

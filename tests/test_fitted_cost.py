@@ -10,13 +10,14 @@ import pytest
 import torch
 from torch.fx import symbolic_trace
 
-from fxflow.distributed.cost_fit import _crossing_terms, predict_placement
+from fxflow.distributed.cost_fit import ScaledBatchFailed, _crossing_terms, _profile_scaled, predict_placement, scale_batch
 from fxflow.partitioning.fitted_cost import (
     FittedCost,
     NodeFeatures,
     PartitionTerms,
     TransferTerms,
     fit_coefficients,
+    fit_line,
     profile,
     sha256_of,
     with_fallback,
@@ -72,14 +73,75 @@ def test_crossing_terms_come_from_the_probes_and_the_request():
     measurement = {"partitions": [{"id": 0, "compute_s": 0.01}, {"id": 1, "compute_s": 0.01}], "edges": edges,
                    "partition_dag": [["input", 0], [0, 1], [1, "output"]],
                    "end_to_end_s": 0.02 + sum(sizes.values()) / 1e8 + 3 * 2e-3}
-    terms = _crossing_terms(measurement, {0: 0.005, 1: 0.005}, scale=2.0)
+    terms = _crossing_terms(measurement, {0: 0.01, 1: 0.01})
     assert terms.bytes_per_s == pytest.approx(1e8, rel=1e-6)
     assert terms.latency_s == pytest.approx(2e-3, rel=1e-6)
+    # with each request's partition times: the second request's partition 0 was slowed by 5 ms
+    # of other work and its latency with it; that is compute, not the link
+    link_s = sum(sizes.values()) / 1e8 + 3 * 2e-3
+    measurement["partitions"][0]["compute_samples_s"] = [0.01, 0.015]
+    measurement["partitions"][1]["compute_samples_s"] = [0.01, 0.01]
+    measurement["end_to_end_samples_s"] = [0.02 + link_s + 1e-3, 0.025 + link_s]
+    measurement["end_to_end_s"] = 0.025 + link_s  # the fastest request is the slowed one, by 0.5 ms
+    fastest = _crossing_terms(measurement, {0: 0.01, 1: 0.01}, "min")
+    assert fastest.latency_s == pytest.approx(2e-3, rel=1e-6)
+    median = _crossing_terms(measurement, {0: 0.01, 1: 0.01}, "median")
+    assert median.latency_s == pytest.approx(2e-3 + 0.5e-3 / 3, rel=1e-6)
+
+
+def test_a_partition_line_recovers_scale_and_overhead():
+    modelled = [1e-4, 5e-4, 2e-3, 8e-3]
+    assert fit_line(modelled, [1.1 * m + 7e-5 for m in modelled]) == pytest.approx((1.1, 7e-5), rel=1e-6)
+
+
+def test_views_cost_their_call_and_a_linear_reads_its_parameters_once():
+    """A node that makes no new tensor moves no data; a Linear's weights are
+    parameter bytes, its input and output activation bytes; op kinds are lower-case so a module
+    (GELU) and a function (gelu) share a coefficient."""
+
+    class Net(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc, self.act = torch.nn.Linear(6, 4), torch.nn.GELU()
+
+        def forward(self, x):
+            y = self.act(self.fc(x)).transpose(0, 1)
+            return torch.nn.functional.gelu(y.reshape(-1)).view(y.size(0), -1)
+
+    features = {f.name: f for f in profile(symbolic_trace(Net()), [torch.randn(3, 6)], repeats=1, cold=True)}
+    assert features["transpose"].values == {"call": 1.0}
+    assert features["view"].values == {"call": 1.0}
+    assert features["size"].values == {"call": 1.0}
+    assert features["reshape"].values["elements:reshape"] == 12  # of a transposed tensor: a copy
+    assert features["fc"].values == {"call": 1.0, "flops": 2 * 3 * 4 * 6, "bytes": 4.0 * (3 * 6 + 3 * 4),
+                                      "param_bytes": 4.0 * (6 * 4 + 4)}
+    assert features["act"].kind == features["gelu"].kind == "gelu"
+    assert all(f.seconds and f.seconds > 0 for f in features.values())
+
+
+def test_a_batch_is_scaled_along_its_first_dimension():
+    x, tokens = torch.arange(12.0).reshape(4, 3), torch.arange(8).reshape(4, 2)
+    up, down = scale_batch([x, tokens, 5], 2.5), scale_batch([x], 0.25)
+    assert up[0].shape == (10, 3) and up[1].shape == (10, 2) and up[2] == 5
+    assert torch.equal(up[0][4:8], x) and torch.equal(up[0][8:], x[:2])
+    assert torch.equal(down[0], x[:1])
+
+
+def test_a_model_that_cannot_run_a_scaled_batch_says_by_what():
+    class FixedBatch(torch.nn.Module):
+        def forward(self, x):
+            return x.reshape(4, 3) * 2
+
+    gm = symbolic_trace(FixedBatch())
+    assert len(_profile_scaled(gm, [torch.randn(4, 3)], 1.0, repeats=1)) == 2
+    with pytest.raises(ScaledBatchFailed, match=r"first dimension scaled by 2 \(RuntimeError: shape '\[4, 3\]'"):
+        _profile_scaled(gm, [torch.randn(4, 3)], 2.0, repeats=1)
 
 
 def _cost(**calibration) -> FittedCost:
     return FittedCost(calibration={"run": "outputs/cal", **calibration}, coefficients=with_fallback(TRUE),
-                      partition=PartitionTerms(scale=1.5), transfer=TransferTerms(latency_s=1e-4, bytes_per_s=1e9))
+                      partition=PartitionTerms(scale=1.5, overhead_s=2e-5),
+                      transfer=TransferTerms(latency_s=1e-4, bytes_per_s=1e9))
 
 
 def test_a_fitted_file_round_trips(tmp_path):
@@ -87,15 +149,18 @@ def test_a_fitted_file_round_trips(tmp_path):
     _cost().save(path)
     again = FittedCost.load(path)
     assert again == _cost()
-    # an op kind the calibration never ran costs the median per-element coefficient
+    # an op kind the calibration never ran costs the cheapest per-element coefficient
     unseen = NodeFeatures("n", "gelu", {"call": 1.0, "elements:gelu": 1000.0})
-    assert again.node_seconds(unseen) == pytest.approx(TRUE["call"] + 1000 * again.coefficients["elements:*"])
+    assert again.coefficients["elements:*"] == TRUE["elements:add"]
+    assert again.node_seconds(unseen) == pytest.approx(TRUE["call"] + 1000 * TRUE["elements:add"])
+    nodes = [unseen, NodeFeatures("m", "relu", {"call": 1.0, "elements:relu": 10.0})]
+    assert again.partition_seconds(nodes) == pytest.approx(1.5 * sum(map(again.node_seconds, nodes)) + 2e-5)
 
 
 @pytest.mark.parametrize("content, message", [
     ("{not json", r"latency\.path=.*cannot read a fitted cost model"),
     ("[" * 5000 + "]" * 5000, r"latency\.path=.*cannot read a fitted cost model .*nested"),
-    (json.dumps({"format": "something/else"}), r"latency\.path=.*format is 'something/else', expected 'fxflow\.fitted_cost/1'"),
+    (json.dumps({"format": "something/else"}), r"latency\.path=.*format is 'something/else', expected 'fxflow\.fitted_cost/2'"),
     ("FIX", r"latency\.path=.*partition\.scale: Input should be greater than 0 \(value -1\.0\)"),
 ])
 def test_a_malformed_fitted_file_is_refused_with_one_message(tmp_path, content, message):
@@ -115,17 +180,21 @@ def test_prediction_of_a_placement_adds_crossings_on_the_critical_path():
 
     from fxflow.models.uneven import UnevenTowers
 
-    gm = symbolic_trace(UnevenTowers(dim=8, widths=[4, 8]))
-    part = {"towers_0_0": 0, "towers_0_1": 0, "towers_0_2": 0, "towers_1_0": 1, "towers_1_1": 1, "towers_1_2": 1}
-    split = split_module(gm, gm, lambda n: part.get(n.name, 2))
+    gm = symbolic_trace(UnevenTowers(dim=8, widths=[4, 8, 16]))
+    split = split_module(gm, gm, lambda n: 0 if n.name.startswith("towers_0") else
+                         1 if n.name.startswith("towers_") else 2)
     args = [torch.randn(2, 8)]
     cost = _cost()
     one = predict_placement(cost, split, {0: (1, "cpu"), 1: (1, "cpu"), 2: (1, "cpu")}, args)
     two = predict_placement(cost, split, {0: (1, "cpu"), 1: (2, "cpu"), 2: (1, "cpu")}, args)
     features = profile(split, args)
     assert one["partitions"][1] == pytest.approx(cost.partition_seconds([f for f in features if f.partition == 1]))
-    assert len(two["edges"]) == len(one["edges"]) + 2  # x to the second worker, its tower back
+    assert len(two["edges"]) == len(one["edges"]) + 3  # x to the second worker, its two towers back
     assert two["critical_path_s"] > one["critical_path_s"] - one["partitions"][1]
+    # the two towers' outputs cross together: one latency, both payloads
+    back = [e for e in two["edges"] if e["from"] == [1] and e["to"] == [2]]
+    assert len(back) == 2
+    assert sum(e["transfer_s"] for e in back) == pytest.approx(1e-4 + sum(e["bytes"] for e in back) / 1e9)
 
 
 def test_the_partition_stage_records_which_calibration_it_used(run_recipe, tmp_path):

@@ -78,8 +78,9 @@ placement: [{id, rank, device, device_name, replicated_on}] (which device a repl
 ran on, among which); partition_dag: [[from, to]] over partition ids, "input", "output"; chain;
 startup: {start_method, forkserver_s, processes_s, setup_s, load_s, rendezvous_s, total_s, port};
 repeats, warmup; partitions: [{id, rank, device, device_name, compute_s (median per call after
-warm-up), compute_min_s}]; edges: [{value, src_rank, dst_rank, from, to, bytes, header_bytes,
-transfer_s (median half round trip of that value alone), bytes_per_s}]; end_to_end_s,
+warm-up), compute_min_s, compute_samples_s (every request's, in order)}]; edges: [{value, src_rank,
+dst_rank, from, to, bytes, header_bytes, transfer_s (median half round trip of that value alone),
+transfer_min_s (the fastest), bytes_per_s}]; end_to_end_s,
 end_to_end_min_s, end_to_end_samples_s (one request, driver to driver); pipeline: null or
 {schedule: "gpipe-forward", chain, microbatches, batch, split_inputs, pipelined_s,
 sequential_microbatches_s, speedup, samples_per_s, stage_compute_s, ideal_compute_only_s,

@@ -40,6 +40,7 @@ def summarize(dm: "DistributedModule", requests: dict[int, Any] | None, probe: d
             "device_name": plan.device_names.get(step.home),
             "compute_s": statistics.median(samples),
             "compute_min_s": min(samples),
+            "compute_samples_s": samples,
         })
     record["partitions"].sort(key=lambda p: p["id"])
     record["edges"] = []
@@ -56,6 +57,7 @@ def summarize(dm: "DistributedModule", requests: dict[int, Any] | None, probe: d
             "bytes": payload,
             "header_bytes": header,
             "transfer_s": transfer,
+            "transfer_min_s": min(probe[i]) if probe.get(i) else None,
             "bytes_per_s": payload / transfer if transfer and payload else None,
         })
     record["end_to_end_s"] = statistics.median(latencies)

@@ -3,11 +3,18 @@
 `CalibratedLatency` re-uses a partition's measured seconds for the same nodes, so it only
 predicts the model it measured. This model predicts from what a node *does*: each compute node
 is described by features read from one run of it (a call, its GEMM FLOPs, its output elements
-per op kind, the bytes it reads and writes), and its seconds are a non-negative linear
-combination of them, fitted by non-negative least squares (scipy.optimize.nnls) to per-node
-timings. A partition's seconds are `scale * sum(node seconds)`, fitted to the partitions a distributed
-run measured (what running a submodule on a worker process adds to its nodes), and a crossing
-costs `latency_s + bytes / bytes_per_s`, fitted to the measured crossings and request.
+per op kind, the activation bytes it reads and writes, the parameter bytes it reads), and its
+seconds are a non-negative linear combination of them, fitted by non-negative least squares
+(scipy.optimize.nnls) to per-node timings. A node that makes no new tensor (a view, transpose,
+getitem, size...) moves no data: it costs its call only.
+
+The timings are taken the way a worker runs: with `cold=True` a node with parameters is timed
+after the caches were flushed, its inputs read back in and a copy of it run (so its code is warm),
+so its parameters come from memory (a worker's weights are evicted between requests by whatever
+else ran) while its activations are warm (the previous node just wrote them); a node without
+parameters is timed warm. A partition's seconds are `scale * sum(node seconds) + overhead_s`,
+fitted to the partitions a distributed run measured, and a crossing costs
+`latency_s + bytes / bytes_per_s`, fitted to the measured crossings and request.
 
     features = profile(gm, args)                          # per node: kind and feature values
     coefficients = fit_coefficients(features, seconds)    # seconds per unit of each feature
@@ -20,10 +27,10 @@ facts' `latency_source` then names the file, its sha256 and the calibration run 
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import operator
-import statistics
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -43,8 +50,8 @@ from fxflow.inputs import InputSet
 from fxflow.nodes import NON_COMPUTE_OPS, op_name
 from fxflow.partitioning.latency import LatencyModel
 
-FORMAT = "fxflow.fitted_cost/1"
-CALL, FLOPS, BYTES = "call", "flops", "bytes"
+FORMAT = "fxflow.fitted_cost/2"
+CALL, FLOPS, BYTES, PARAM_BYTES = "call", "flops", "bytes", "param_bytes"
 ELEMENTS = "elements:"  # + op kind; `elements:*` is the fallback for kinds the calibration never ran
 
 _GEMM_FUNCTIONS = {"matmul": -1, "mm": -1, "bmm": -1, "linear": -1, "addmm": -1, "baddbmm": -1}
@@ -63,6 +70,39 @@ class NodeFeatures:
 
 def tensor_bytes(value: Any) -> int:
     return sum(t.numel() * t.element_size() for t in tree_leaves(value) if isinstance(t, torch.Tensor))
+
+
+def _tensors(value: Any) -> list[torch.Tensor]:
+    return [t for t in tree_leaves(value) if isinstance(t, torch.Tensor)]
+
+
+def _moves_no_data(result: Any, args: Any) -> bool:
+    """True when the node made no new tensor: every output tensor shares storage with an input
+    (a view, a getitem), or there is none (a size, a shape)."""
+    inputs = {t.untyped_storage().data_ptr() for t in _tensors(args)}
+    return all(t.untyped_storage().data_ptr() in inputs for t in _tensors(result))
+
+
+def _cache_bytes() -> int:
+    """The largest CPU cache this machine reports (sysfs), or 32 MiB where it reports none."""
+    sizes = []
+    for entry in Path("/sys/devices/system/cpu/cpu0/cache").glob("index*/size"):
+        text = entry.read_text().strip().upper()
+        if text[:-1].isdigit() and text[-1] in "KM":
+            sizes.append(int(text[:-1]) * (1024 if text[-1] == "K" else 1024 * 1024))
+    return max(sizes, default=32 * 1024 * 1024)
+
+
+class _Evictor:
+    """Writes a buffer twice the size of the largest cache, which pushes everything else out."""
+
+    def __init__(self) -> None:
+        self.buffer = torch.zeros(2 * _cache_bytes() // 4)
+
+    def __call__(self, warm: Any) -> None:
+        self.buffer.add_(1.0)
+        for t in _tensors(warm):  # read the inputs back in: they are warm on a worker
+            t.clone()
 
 
 def _numel(value: Any) -> int:
@@ -88,12 +128,14 @@ def _gemm_flops(node: Node, module: torch.nn.Module | None, args: tuple, out: An
 
 class _Profiler(Interpreter):
     """Runs a module node by node, recording each compute node's features (and, with `repeats`,
-    the fastest of that many calls: the one least disturbed by other work). A `submod_<id>` child
-    that is a GraphModule is profiled node by node too, its nodes tagged with the partition id."""
+    the fastest of that many calls: the one least disturbed by other work; with `evict`, each call
+    after the caches were flushed). A `submod_<id>` child that is a GraphModule is profiled node by
+    node too, its nodes tagged with the partition id."""
 
-    def __init__(self, gm: GraphModule, repeats: int, partition: int | None, out: list[NodeFeatures]):
+    def __init__(self, gm: GraphModule, repeats: int, partition: int | None, out: list[NodeFeatures],
+                 evict: _Evictor | None = None):
         super().__init__(gm)
-        self.repeats, self.partition, self.out = repeats, partition, out
+        self.repeats, self.partition, self.out, self.evict = repeats, partition, out, evict
         self.modules = dict(gm.named_modules())
 
     def run_node(self, n: Node) -> Any:
@@ -103,34 +145,44 @@ class _Profiler(Interpreter):
         if isinstance(module, GraphModule) and str(n.target).startswith("submod_"):
             args, kwargs = self.fetch_args_kwargs_from_env(n)
             pid = int(str(n.target).split("_", 1)[1])
-            return _Profiler(module, self.repeats, pid, self.out).run(*args, *kwargs.values())
+            return _Profiler(module, self.repeats, pid, self.out, self.evict).run(*args, *kwargs.values())
         args, kwargs = self.fetch_args_kwargs_from_env(n)
         samples = []
         result = None
+        has_params = module is not None and next(module.parameters(), None) is not None
+        decoy = copy.deepcopy(module) if self.evict is not None and self.repeats and has_params else None
         for _ in range(max(self.repeats, 1)):
+            if decoy is not None:
+                self.evict((args, kwargs))
+                decoy(*args, **kwargs)  # its code and the output's memory warm, this node's parameters cold
             start = time.perf_counter()
             result = getattr(self, n.op)(n.target, args, kwargs)
             samples.append(time.perf_counter() - start)
-        params = sum(p.numel() * p.element_size() for p in module.parameters()) if module is not None else 0
-        kind = op_name(n, self.modules)
-        values = {CALL: 1.0, FLOPS: _gemm_flops(n, module, args, result),
-                  BYTES: float(tensor_bytes((args, kwargs)) + params + tensor_bytes(result))}
-        if not values[FLOPS]:
-            values[ELEMENTS + kind] = float(_numel(result))
+        kind = op_name(n, self.modules).lower()
+        values = {CALL: 1.0}
+        if not _moves_no_data(result, (args, kwargs)):
+            params = sum(p.numel() * p.element_size() for p in module.parameters()) if module is not None else 0
+            values.update({FLOPS: _gemm_flops(n, module, args, result),
+                           BYTES: float(tensor_bytes((args, kwargs)) + tensor_bytes(result)), PARAM_BYTES: float(params)})
+            if not values[FLOPS]:
+                values[ELEMENTS + kind] = float(_numel(result))
+            values = {k: v for k, v in values.items() if v}
         self.out.append(NodeFeatures(n.name, kind, values, self.partition,
                                      min(samples) if self.repeats else None))
         return result
 
 
-def profile(gm: GraphModule, args: Sequence[Any], repeats: int = 0, threads: int | None = 1) -> list[NodeFeatures]:
+def profile(gm: GraphModule, args: Sequence[Any], repeats: int = 0, threads: int | None = 1,
+            cold: bool = False) -> list[NodeFeatures]:
     """Every compute node's features on one run of `gm(*args)`; with `repeats` > 0 also its fastest
-    seconds over that many calls, with `threads` torch threads (as a worker with one thread runs)."""
+    seconds over that many calls, with `threads` torch threads (as a worker with one thread runs),
+    and with `cold` each call after the caches were flushed (see the module doc)."""
     out: list[NodeFeatures] = []
     before = torch.get_num_threads()
     try:
         torch.set_num_threads(threads or before)
         with torch.no_grad():
-            _Profiler(gm, repeats, None, out).run(*args)
+            _Profiler(gm, repeats, None, out, _Evictor() if cold and repeats else None).run(*args)
     finally:
         torch.set_num_threads(before)
     return out
@@ -166,9 +218,10 @@ class _Strict(BaseModel):
 
 
 class PartitionTerms(_Strict):
-    """A partition's seconds on a worker = scale x the sum of its nodes' predictions."""
+    """A partition's seconds on a worker = scale x the sum of its nodes' predictions + overhead_s."""
 
     scale: float = Field(gt=0)
+    overhead_s: float = Field(0.0, ge=0)
 
 
 class TransferTerms(_Strict):
@@ -179,9 +232,9 @@ class TransferTerms(_Strict):
 
 
 class FittedCost(_Strict):
-    """The file a calibration run writes (format `fxflow.fitted_cost/1`)."""
+    """The file a calibration run writes (format `fxflow.fitted_cost/2`)."""
 
-    format: Literal["fxflow.fitted_cost/1"] = FORMAT
+    format: Literal["fxflow.fitted_cost/2"] = FORMAT
     calibration: dict[str, Any]  # where the fit came from: recipe, model, run folder, counts
     coefficients: dict[str, float]  # seconds per unit of each feature
     partition: PartitionTerms
@@ -200,7 +253,7 @@ class FittedCost(_Strict):
 
     def partition_seconds(self, features: Iterable[NodeFeatures]) -> float:
         """Predicted seconds of one partition run on a worker."""
-        return self.partition.scale * sum(self.node_seconds(f) for f in features)
+        return self.partition.scale * sum(self.node_seconds(f) for f in features) + self.partition.overhead_s
 
     def transfer_seconds(self, nbytes: float) -> float:
         return self.transfer.latency_s + nbytes / self.transfer.bytes_per_s
@@ -231,10 +284,11 @@ class FittedCost(_Strict):
 
 
 def with_fallback(coefficients: Mapping[str, float]) -> dict[str, float]:
-    """Coefficients plus `elements:*`, the median per-element cost of the kinds fitted, for kinds
-    a later model has and the calibration had not."""
+    """Coefficients plus `elements:*`, for kinds a later model has and the calibration had not: the
+    cheapest per-element cost fitted, so such a node costs about its call and the bytes it moves
+    (most ops are memory-bound; a middling kind's cost would make every cheap one expensive)."""
     per_element = [v for k, v in coefficients.items() if k.startswith(ELEMENTS)]
-    return {**coefficients, ELEMENTS + "*": float(statistics.median(per_element)) if per_element else 0.0}
+    return {**coefficients, ELEMENTS + "*": float(min(per_element)) if per_element else 0.0}
 
 
 def sha256_of(path: str | Path) -> str:

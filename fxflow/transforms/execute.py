@@ -30,8 +30,9 @@ and transfer time per crossing value), `end_to_end_s`, `critical_path` (predicte
 `pipeline` (micro-batched throughput, with `microbatches` > 1) and `calibration`: the measured
 latency model written to `calibrated_latency.json` in the stage's folder, which
 `fxflow.partitioning.latency.CalibratedLatency` feeds back into the partitioner. With `fit_cost`,
-`fitted_cost` (fit errors, scale, link speed): a cost model for other models, written to
-`fitted_cost.json` (fxflow.distributed.cost_fit; conf/latency/fitted.yaml reads it). When a worker
+`fitted_cost` (fit errors, partition scale and overhead, link speed): a cost model for other
+models, written to `fitted_cost.json` (fxflow.distributed.cost_fit; its nodes also timed at
+`fit_batch_scales` times the batch; conf/latency/fitted.yaml reads it). When a worker
 fails, `failure` says which rank, partition and step, and why.
 
 engine: pipelining runs a plan that is a chain of stages with torch.distributed.pipelining instead
@@ -96,6 +97,7 @@ class ExecutePartitions(Transform):
     threads_per_worker: PositiveInt = 1
     fit_cost: bool = False  # also fit a cost model that predicts other models (fitted_cost.json)
     fit_statistic: Literal["min", "median"] = "min"  # fit the fastest request (undisturbed) or the median
+    fit_batch_scales: list[PositiveFloat] = [0.25, 4.0]  # the nodes also timed with dim 0 of the inputs scaled by each
     measure: bool = True
     repeats: PositiveInt = 10
     warmup: NonNegativeInt = 2
@@ -166,7 +168,7 @@ class ExecutePartitions(Transform):
         ctx.facts["calibration"] = {"file": CALIBRATION_FILE, "partitions": len(calibration["partitions"]),
                                     "bytes_per_s": calibration["transfer"]["bytes_per_s"]}
         if self.fit_cost:
-            ctx.facts["fitted_cost"] = _fit_cost(gm, measurement, ctx, self.fit_statistic)
+            ctx.facts["fitted_cost"] = _fit_cost(gm, measurement, ctx, self.fit_statistic, self.fit_batch_scales)
         return module
 
     def _pipelined(self, gm: GraphModule, ctx: StageContext, placement: Any, group: str) -> PipelinedModule:
@@ -234,16 +236,21 @@ def _closed_on_failure(module: DistributedModule | PipelinedModule, ctx: StageCo
 
 
 def _fit_cost(split: GraphModule, measurement: dict[str, Any], ctx: StageContext,
-              fit_statistic: str) -> dict[str, Any]:
+              fit_statistic: str, batch_scales: list[float]) -> dict[str, Any]:
     """Fit fxflow.partitioning.fitted_cost's model to this run and write it beside the calibration."""
-    from fxflow.distributed.cost_fit import fit_cost
+    from fxflow.distributed.cost_fit import ScaledBatchFailed, fit_cost
 
     source = {"run": str(ctx.artifacts.parent.resolve()), "stage": ctx.name,
               "compute_nodes": sum(len(p["compute_nodes"]) for p in partition_facts_of(split).model_dump()["partitions"])}
-    cost = fit_cost(split, measurement, ctx.inputs.args, calibration=source, statistic=fit_statistic)
+    try:
+        cost = fit_cost(split, measurement, ctx.inputs.args, calibration=source, statistic=fit_statistic,
+                        batch_scales=batch_scales)
+    except ScaledBatchFailed as exc:
+        raise ValueError(f"transforms.{ctx.name}.fit_batch_scales={batch_scales}: {exc}; give scales the model runs "
+                         "with, or [] to time the nodes at the run's batch only") from None
     cost.save(ctx.artifacts / FITTED_COST_FILE)
     return {"file": FITTED_COST_FILE, **cost.fit, "partition_scale": cost.partition.scale,
-            "transfer_bytes_per_s": cost.transfer.bytes_per_s}
+            "partition_overhead_s": cost.partition.overhead_s, "transfer_bytes_per_s": cost.transfer.bytes_per_s}
 
 
 def _where(record: dict[str, Any]) -> dict[str, Any]:
