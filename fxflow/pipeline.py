@@ -23,7 +23,7 @@ from typing import Any, Callable
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from fxflow.capture import close_stages, run_log, stderr_to_log, torch_threads
+from fxflow.capture import close_stages, collector_paused, run_log, stderr_to_log, torch_threads
 from fxflow.config.errors import ConfigError, ConfigProblem, first_line
 from fxflow.config.targets import trust_from_environment
 from fxflow.config.validate import resolve
@@ -73,7 +73,7 @@ def run_job(cfg: DictConfig | dict[str, Any], run_dir: Path, overrides: list[str
             judge_by(plan, state)
             state.step = RECORD.name
             record.write_text("config.yaml", OmegaConf.to_yaml(container))
-            with stderr_to_log(), torch_threads(plan.spec.threads), run_limit(plan.spec.timeout_s):
+            with stderr_to_log(), torch_threads(plan.spec.threads), collector_paused(), run_limit(plan.spec.timeout_s):
                 _run_stages(plan, record, state)
         except RequirementMissing as exc:
             state.skipped = str(exc) if state.step == "validate" else f"{state.step}: {exc}"
