@@ -45,6 +45,8 @@ from fxflow.record.run_dir import fresh_job_dir, register_resolvers
 _STATUSES: list[str] = []
 _CONFIG_DIR_FLAGS = ("--config-dir", "-cd")
 _RUN_DIRS: list[Path] = []
+# The process is the command's own (`main()` without argv): it exits once its job is done.
+_ENDS_PROCESS = False
 
 
 def _unknown_key(argv: list[str], exc: Exception) -> str | None:
@@ -85,7 +87,8 @@ def _task(cfg: DictConfig) -> dict:
             # signals also in a launcher's worker process: a signal ends the job `interrupted`
             state = run_job(cfg, run_dir, overrides,
                             config_files(hydra_cfg.runtime.choices, hydra_cfg.runtime.config_sources),
-                            present=print_outcome, hydra_overrides=hydra_overrides)
+                            present=print_outcome, hydra_overrides=hydra_overrides,
+                            ends_process=_ENDS_PROCESS and not sweeping)
     except RecordError as exc:  # nothing could be recorded: say so, and let a sweep go on
         print(f"fxflow: error: {exc}", file=sys.stderr)
         _STATUSES.append("error")
@@ -225,7 +228,10 @@ def _announce_trust(names_only: bool = False) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point of `fxflow` and `python -m fxflow`."""
+    """Entry point of `fxflow` and `python -m fxflow` (no `argv`: the process's own, and the process
+    ends after a single run, which then leaves its garbage to the exit)."""
+    global _ENDS_PROCESS
+    _ENDS_PROCESS = argv is None
     with working_folder_off_path():
         source_root = Path(__file__).resolve().parents[1]  # a checkout run without installing: its hydra_plugins
         if (source_root / "hydra_plugins").is_dir() and str(source_root) not in sys.path:

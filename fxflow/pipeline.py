@@ -23,7 +23,7 @@ from typing import Any, Callable
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from fxflow.capture import close_stages, run_log, stderr_to_log, torch_threads
+from fxflow.capture import close_stages, collector_paused, run_log, stderr_to_log, torch_threads
 from fxflow.config.errors import ConfigError, ConfigProblem, first_line
 from fxflow.config.targets import trust_from_environment
 from fxflow.config.validate import resolve
@@ -47,9 +47,12 @@ LOG_FILE = "fxflow.log"
 
 
 def run_job(cfg: DictConfig | dict[str, Any], run_dir: Path, overrides: list[str], files: list[str] = (),
-            present: Callable[[RunState, Path], None] | None = None, hydra_overrides: list[str] = ()) -> RunState:
+            present: Callable[[RunState, Path], None] | None = None, hydra_overrides: list[str] = (),
+            ends_process: bool = False) -> RunState:
     """Run one composed config and write its record; `present` shows the outcome (the terminal summary).
     `hydra_overrides` (hydra.run.dir=..., hydra/launcher=...) are recorded beside the job's overrides.
+    `ends_process`: the process exits after this run, so its garbage is left to the exit
+    (`capture.collector_paused`).
 
     Raises only Interrupted (after recording it) and RecordError (when no summary can be written).
     """
@@ -73,7 +76,8 @@ def run_job(cfg: DictConfig | dict[str, Any], run_dir: Path, overrides: list[str
             judge_by(plan, state)
             state.step = RECORD.name
             record.write_text("config.yaml", OmegaConf.to_yaml(container))
-            with stderr_to_log(), torch_threads(plan.spec.threads), run_limit(plan.spec.timeout_s):
+            with stderr_to_log(), torch_threads(plan.spec.threads), collector_paused(not ends_process), \
+                    run_limit(plan.spec.timeout_s):
                 _run_stages(plan, record, state)
         except RequirementMissing as exc:
             state.skipped = str(exc) if state.step == "validate" else f"{state.step}: {exc}"

@@ -18,6 +18,7 @@ from torch.fx import Tracer as FxTracer
 from fxflow.config.components import run_policy
 from fxflow.config.targets import NotImported, TargetPolicy, TargetRefused
 from fxflow.exported import drop_metadata_asserts, inline_disabled_regions, plain_signature, splits_to_slices
+from fxflow.lazy_code import compiled_on_call
 from fxflow.steps import RunStep
 
 
@@ -55,9 +56,10 @@ class Tracer(BaseModel, ABC):
 
 def _graph_module(root: torch.nn.Module | Callable, tracer: FxTracer, graph: torch.fx.Graph) -> GraphModule:
     """Build on the tracer's own root: it owns the constants created while tracing
-    (`_tensor_constant0`), also for plain functions and rewritten modules."""
+    (`_tensor_constant0`), also for plain functions and rewritten modules. Its forward is compiled
+    when first called (`fxflow.lazy_code`): a big trace is often only read."""
     name = type(root).__name__ if isinstance(root, torch.nn.Module) else getattr(root, "__name__", "fn")
-    return GraphModule(tracer.root, graph, name)
+    return compiled_on_call(tracer.root, graph, name)
 
 
 class SymbolicTracer(Tracer):

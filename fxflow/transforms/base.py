@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Callable, ClassVar
 from pydantic import BaseModel, ConfigDict, ValidationError
 from torch.fx import GraphModule
 
+from fxflow.lazy_code import compile_now
 from fxflow.stages import GRAPH, GraphProperty, ModuleKind, StageFacts, kind_of
 from fxflow.steps import RunStep
 
@@ -61,6 +62,9 @@ class Transform(BaseModel, ABC):
         invalidates = (GraphProperty.NODE_SIZES,)  # a step that builds a new graph drops its sizes
         uses_devices = True          # the run's device list must not be empty
         probe = True                 # inspects without changing the module: equivalence does not apply
+        reads_graph = True           # reads gm.graph and gm's attributes, or calls gm; never hands gm to a
+                                     # tool that reads its compiled forward (script, re-trace), so gm's
+                                     # forward need not be compiled before it (fxflow.lazy_code)
     """
 
     model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
@@ -73,6 +77,7 @@ class Transform(BaseModel, ABC):
     invalidates: ClassVar[tuple[GraphProperty, ...]] = ()
     uses_devices: ClassVar[bool] = False
     probe: ClassVar[bool] = False
+    reads_graph: ClassVar[bool] = False
 
     @classmethod
     def gives_for(cls, received: ModuleKind) -> ModuleKind:
@@ -111,7 +116,11 @@ class Transform(BaseModel, ABC):
         return {}
 
     def run(self, gm: GraphModule, ctx: StageContext) -> GraphModule | Callable[..., Any]:
-        """What the pipeline calls: `apply`, then the facts read from the module it returned."""
+        """What the pipeline calls: `apply`, then the facts read from the module it returned.
+        A module compiled on its first call (`fxflow.lazy_code`) is compiled first unless the step
+        only reads its graph."""
+        if not self.reads_graph:
+            compile_now(gm)
         out = self.apply(gm, ctx)
         ctx.facts.update(self.returned_facts(gm, out))
         return out

@@ -61,6 +61,7 @@ class PartitionOverDevices(Transform):
     requires: ClassVar = (GraphProperty.NODE_SIZES,)
     invalidates: ClassVar = (GraphProperty.NODE_SIZES,)
     uses_devices: ClassVar[bool] = True
+    reads_graph: ClassVar[bool] = True
 
     backend: Literal["torch", "fxflow"] = "torch"
     mode: Literal[MODES] = "size_based"  # type: ignore[valid-type]

@@ -43,6 +43,7 @@ class SizeNodes(Transform):
     facts_model: ClassVar = SizeFacts
 
     provides: ClassVar = (GraphProperty.NODE_SIZES,)
+    reads_graph: ClassVar = True
 
     method: Literal["fxflow", "torch"] = "fxflow"
     record_nodes: int = Field(1000, ge=0)
