@@ -138,6 +138,16 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(key=lambda item: item.get_closest_marker("process") is None)
 
 
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Everything imported by collection (torch, hydra, fxflow, the test modules) lives until the
+    worker ends: freeze it, so the cyclic collector's full passes during the tests walk only what
+    the tests make (a worker's heap is millions of objects, torch's mostly)."""
+    import gc
+
+    gc.collect()
+    gc.freeze()
+
+
 @dataclass
 class RecipeRun:
     """One in-process run: the runner's state, the summary.json it wrote, and its record folder."""
