@@ -63,9 +63,10 @@ def test_compile_now_compiles_a_lazy_module_and_leaves_others():
     _, gm = _lazy()
     compile_now(gm)
     assert not gm._needs_recompile()
-    eager = symbolic_trace(_Small())
-    compile_now(eager)
-    assert not isinstance(eager, CompiledOnCall)
+    plain = torch.nn.Linear(2, 2)  # not a GraphModule: no recompile to call
+    compile_now(plain)
+    x = torch.rand(1, 2)
+    torch.testing.assert_close(plain(x), torch.nn.functional.linear(x, plain.weight, plain.bias))
 
 
 def test_the_symbolic_tracer_gives_a_module_compiled_on_call_that_scripts_once_compiled():

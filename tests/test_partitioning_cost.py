@@ -186,3 +186,16 @@ def test_torch_helpers_agree_up_to_float_rounding_and_no_further():
     assert ours["critical_path_latency"] != 0.9 and _differences(ours, rounded) == []
     wrong = {"partitions": [{"id": 0, "latency": [0.3, 0.7, 1.001]}], "critical_path_latency": 0.91}
     assert [d.split(":")[0] for d in _differences(ours, wrong)] == ["partition 0", "critical path"]
+
+
+def test_a_calibration_file_that_is_not_one_is_refused_naming_the_key(tmp_path):
+    """A calibrated latency model reads its file under the record caps; a nested or non-object file
+    is one message naming latency_model.path, not a RecursionError or a KeyError."""
+    from fxflow.partitioning.latency import CalibratedLatency
+
+    gm = torch.fx.symbolic_trace(torch.nn.Linear(2, 2))
+    for content, found in (("[" * 5000 + "]" * 5000, "cannot read a calibration"), ("[1, 2]", "holds a list")):
+        path = tmp_path / "calibrated_latency.json"
+        path.write_text(content)
+        with pytest.raises(ValueError, match=f"latency_model.path={path}: {found}"):
+            CalibratedLatency(path=str(path)).mapping(gm, None)

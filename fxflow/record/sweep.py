@@ -59,12 +59,14 @@ def earlier_pass(run_dir: Path, overrides: list[str], config_yaml: str) -> dict[
     say how the sweep runs, not what a job computes), if any. Overrides alone are not enough: an
     edited recipe or group file changes what the same overrides run."""
     summary = load_record(run_dir / SUMMARY)
+    if summary is None:
+        return None
     try:
         with (run_dir / "config.yaml").open("rb") as handle:
             recorded = handle.read(len(config_yaml.encode("utf-8")) + 4096).decode("utf-8")
     except (OSError, ValueError):
         return None
-    same = (summary is not None and summary.get("status") == "passed"
+    same = (summary.get("status") == "passed"
             and isinstance(summary.get("overrides"), list)
             and job_overrides(summary["overrides"]) == job_overrides(overrides)
             and _without_block(recorded, "sweep") == _without_block(config_yaml, "sweep"))

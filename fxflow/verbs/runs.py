@@ -67,7 +67,7 @@ def _run(path: Path) -> Listed | None:
     try:
         written = path.stat().st_mtime
     except OSError:
-        summary = None
+        return None
     if summary is None:
         return None
     return Listed(written, str(summary.get("recipe", "?")), str(summary.get("status", "?")), path.parent)
