@@ -47,6 +47,8 @@ _SHARED_ENV = "FXFLOW_TEST_COMPOSED"
 # Tests that load torch's OpInfo database (~2.5 s to import) share one worker (pytest-xdist's
 # --dist loadgroup, pyproject.toml), so only that worker pays for it.
 OPINFO_DB = pytest.mark.xdist_group("opinfo_db")
+# Likewise the tests that build transformers' models (~2.5 s to import).
+HF_MODELS = pytest.mark.xdist_group("hf_models")
 
 
 def compose_cached(recipe: str | None, overrides: list[str]) -> tuple[DictConfig, list[str]]:

@@ -1,9 +1,8 @@
 """Models people deploy, built from numbers with random weights: Hugging Face transformers' GPT-2,
-BERT and Llama (fxflow.models.hf). transformers is an optional extra (fxflow[hf]), outside the
-test extra: it imports in ~2.5 s, so CI checks here only that the recipes are skipped with one clear
-line and that a config cannot reach transformers' own classes. Where it is installed, the recipes
-run in tests/test_recipes.py and the wrappers are checked against the models below;
-benchmarks/real_models.py gives the full-size figures."""
+BERT and Llama (fxflow.models.hf). transformers is an optional extra for users (fxflow[hf]) and
+part of the test extra, so CI runs the recipes (tests/test_recipes.py) and checks the wrappers
+against transformers' own models below; without it a recipe is skipped with one clear line, and a
+config cannot reach transformers' own classes. benchmarks/real_models.py gives the full-size figures."""
 
 from __future__ import annotations
 
@@ -13,6 +12,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
+from conftest import HF_MODELS
 from fxflow.config.targets import TargetPolicy, TargetRefused
 from fxflow.paths import conf_dir
 from fxflow.recipes import recipe_files
@@ -57,11 +57,11 @@ def test_a_config_cannot_name_transformers_itself(path):
     assert TargetPolicy().model("fxflow.models.hf.gpt2").kind == "factory"
 
 
+@HF_MODELS
 @pytest.mark.parametrize("name", ["gpt2", "llama"])
 def test_a_decoder_with_its_causal_mask_computes_the_models_own_logits(name):
     """The wrapper hands the decoder a causal mask of its own (so export sees no vmap); the logits
-    must be those transformers computes with its own mask."""
-    pytest.importorskip("transformers")
+    must be those transformers computes with its own mask (transformers is in the test extra)."""
     from fxflow.models import hf
 
     torch.manual_seed(0)
@@ -79,8 +79,7 @@ def test_a_decoder_with_its_causal_mask_computes_the_models_own_logits(name):
 
 @pytest.mark.parametrize("layers, heads", [(1, 1), (3, 4)])
 def test_mini_gpt_traces_to_the_same_logits_and_is_causal(layers, heads):
-    """MiniGPT needs no extra package, so CI checks its causal mask here (the transformers wrappers'
-    own check above runs only where transformers is installed)."""
+    """MiniGPT (no extra package): its causal mask, checked on the traced module."""
     from torch.fx import symbolic_trace
 
     from fxflow.models.gpt import MiniGPT

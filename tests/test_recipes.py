@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from omegaconf import OmegaConf
 
-from conftest import OPINFO_DB
+from conftest import HF_MODELS, OPINFO_DB
 from fxflow.checks.expectations import flatten_expectations
 from fxflow.recipes import recipe_files
 
@@ -27,9 +27,12 @@ def test_every_recipe_expects_something_and_says_what_it_is(name):
 
 
 def _scheduled(name: str) -> object:
-    """A recipe that loads torch's OpInfo database runs on the worker that holds it (conftest.OPINFO_DB)."""
-    uses_opinfo = "normalize_opinfo_catalogue" in recipe_files()[name].read_text()
-    return pytest.param(name, marks=OPINFO_DB) if uses_opinfo else name
+    """A recipe that loads torch's OpInfo database or transformers runs on the worker that holds it
+    (conftest.OPINFO_DB, conftest.HF_MODELS)."""
+    text = recipe_files()[name].read_text()
+    if "normalize_opinfo_catalogue" in text:
+        return pytest.param(name, marks=OPINFO_DB)
+    return pytest.param(name, marks=HF_MODELS) if name.startswith("partition_hf_") else name
 
 
 @pytest.mark.parametrize("name", [_scheduled(n) for n in sorted(set(RECIPES) - PROCESS_RECIPES - BENCHMARK_RECIPES)])
@@ -39,7 +42,7 @@ def test_recipe_runs_and_holds_its_own_figures(name, run_recipe):
     recipe = OmegaConf.to_container(OmegaConf.load(recipe_files()[name]))
     expect = recipe.get("expect") or {}
     run = run_recipe(name, "report.pictures=false")
-    if run.summary["status"] == "skipped":  # a package outside the test extra (transformers: fxflow[hf])
+    if run.summary["status"] == "skipped" and not name.startswith("partition_hf_"):  # transformers is in the test extra
         pytest.skip(f"{name}: {run.summary['skipped']}")
     assert run.summary["status"] == "passed", run.summary["error"] or run.summary["checks"]
     assert run.summary["recipe"] == name
