@@ -209,3 +209,26 @@ def test_a_function_model_takes_no_arguments_and_its_inputs_are_checked():
     with pytest.raises(ConfigError) as info:
         plan_run(cfg)
     assert sorted(p.path for p in info.value.problems) == ["model.inputs.x", "model.inputs.y"]
+
+def test_the_split_shares_the_weights_and_leaves_the_graph_it_split_as_it_was(tmp_path):
+    """The split module holds the traced module's own parameters (a model is not held twice), and
+    the marks and partition tags it writes go on a graph of its own."""
+    import torch
+    from torch.fx import symbolic_trace
+
+    from fxflow.models.split_examples import ParamLinearClamp
+    from fxflow.transforms.base import StageContext
+    from fxflow.transforms.split import SplitModule
+    from fxflow.transforms.split_policies import NodeGroups
+
+    gm = symbolic_trace(ParamLinearClamp())
+    before = {node.name: dict(node.meta) for node in gm.graph.nodes}
+    step = SplitModule(policy=NodeGroups(node_to_partition={"add_1": 1}, default=0), mark_meta={"seen": 1})
+    split = step.apply(gm, StageContext("split", None, [], tmp_path))
+    assert list(dict(split.named_children())) == ["submod_0", "submod_1"]
+    ours = {id(p) for p in gm.parameters()}
+    assert len(ours) == 3 and {id(p) for p in split.parameters()} == ours  # param, linear.weight, linear.bias
+    assert {node.name: dict(node.meta) for node in gm.graph.nodes} == before
+    assert not any(hasattr(node, "_fx_partition") for node in gm.graph.nodes)
+    x, y = torch.randn(3, 4), torch.randn(3, 4)
+    torch.testing.assert_close(split(x, y), gm(x, y), rtol=0, atol=0)

@@ -12,6 +12,7 @@ from pydantic_core import PydanticCustomError
 from torch.fx import GraphModule
 from torch.fx.passes.split_module import split_module
 
+from fxflow.lazy_code import compiled_on_call
 from fxflow.stages import GraphProperty, StageFacts
 from fxflow.transforms.base import StageContext, Transform
 from fxflow.transforms.submodules import (
@@ -92,7 +93,10 @@ class SplitModule(Transform):
         return value
 
     def apply(self, gm: GraphModule, ctx: StageContext) -> GraphModule:
-        gm = copy.deepcopy(gm)  # the marks below go on a copy; the incoming stage stays as it was
+        # The marks below and split_module write onto the nodes: they go on a graph of its own, so the
+        # incoming stage stays as it was. The weights are shared, not copied (a 1B-parameter model
+        # would otherwise be held twice), as tracing shares them with the eager model.
+        gm = compiled_on_call(gm, copy.deepcopy(gm.graph), type(gm).__name__)
         for node in gm.graph.nodes:
             if node.op != "output":
                 node.meta.update(self.mark_meta)
