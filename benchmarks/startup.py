@@ -1,6 +1,7 @@
 """Start-up overhead of fxflow: wall time of `python -m fxflow` on a trivial recipe divided by the wall
 time of a bare Python script doing the same torch work (trace, size, partition, compare), both run as
-fresh processes in this same benchmark, alternated, median of N.
+fresh processes in this same benchmark, alternated, median of N. Also the commands that only read
+configs (`fxflow ls`, `--cfg job`), which import no torch, against `import torch` alone.
 
     python benchmarks/startup.py            # N=5
     python benchmarks/startup.py --runs 9
@@ -53,12 +54,15 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         script = Path(tmp) / "bare.py"
         script.write_text(BARE)
-        import_only, bare, fx = [], [], []
+        import_only, bare, fx, listing, cfg = [], [], [], [], []
         for i in range(args.runs):
             import_only.append(wall([sys.executable, "-c", "import torch"]))
             bare.append(wall([sys.executable, str(script)]))
             fx.append(wall([sys.executable, "-m", "fxflow", *RECIPE, f"hydra.run.dir={tmp}/run{i}"]))
-    med = {name: statistics.median(v) for name, v in (("import torch", import_only), ("bare script", bare), ("fxflow", fx))}
+            listing.append(wall([sys.executable, "-m", "fxflow", "ls"]))
+            cfg.append(wall([sys.executable, "-m", "fxflow", *RECIPE, "--cfg", "job"]))
+    med = {name: statistics.median(v) for name, v in (("import torch", import_only), ("bare script", bare), ("fxflow", fx),
+                                                      ("fxflow ls", listing), ("--cfg job", cfg))}
     for name, value in med.items():
         print(f"{name:>14}: {value:.3f} s (median of {args.runs})")
     print(f"fxflow / bare script = {med['fxflow'] / med['bare script']:.2f}x  "

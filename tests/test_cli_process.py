@@ -40,14 +40,40 @@ def test_a_mistyped_recipe_names_the_close_one_without_traceback(cli):
     assert summary["status"] == "error" and summary["error"]["stage"] == "compose"  # README: Bad input
 
 
-def test_cfg_job_prints_composed_config(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "fxflow", "recipe=sparse_nn", "--cfg", "job"],
+def _imported(stderr: str) -> set[str]:
+    """The modules a `python -X importtime` process imported, from its report on stderr."""
+    return {line.rsplit("|", 1)[1].strip() for line in stderr.splitlines() if line.startswith("import time:")}
+
+
+def test_cfg_job_prints_composed_config_without_importing_torch(tmp_path):
+    proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "fxflow", "recipe=sparse_nn", "--cfg", "job"],
                           cwd=tmp_path, capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr
+    assert proc.returncode == 0, proc.stderr[-3000:]
     assert "recipe: sparse_nn" in proc.stdout
     assert "_target_: fxflow.transforms.partition.PartitionOverDevices" in proc.stdout
     assert "mem_bytes: 33000000" in proc.stdout
     assert not (tmp_path / "outputs").exists()
+    imported = _imported(proc.stderr)
+    assert "hydra" in imported and "torch" not in imported  # printing a config needs no torch (~1.5 s)
+
+
+def test_ls_imports_no_torch_and_a_torch_function_still_resolves_where_torch_is_not_loaded(tmp_path):
+    """`fxflow ls` reads configs only; a target that names torch imports torch when it is judged."""
+    proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "fxflow", "ls"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and "sparse_nn" in proc.stdout, proc.stderr[-3000:]
+    assert "torch" not in _imported(proc.stderr)
+    judged = subprocess.run([sys.executable, "-c", (
+        "import sys\n"
+        "from fxflow.config.targets import TargetPolicy\n"
+        "assert 'torch' not in sys.modules\n"
+        "relu = TargetPolicy().graph_function('torch.nn.functional.relu')\n"
+        "import torch\n"
+        "assert relu is torch.nn.functional.relu\n"
+        "print(TargetPolicy().torch_operator('torch.ops.aten.add.Tensor'))\n")],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert judged.returncode == 0, judged.stderr[-3000:]
+    assert judged.stdout.strip() == "aten.add.Tensor"
 
 
 @pytest.mark.parametrize("launcher", ["joblib", "submitit_local"])

@@ -30,8 +30,8 @@ own only, whatever is trusted.
 Graph functions (what a graph node will call: replacement targets) are judged by the object the
 name resolves to, never by its dotted prefix: `torch.nn.functional.torch.ops.load_library`
 starts like a torch function but is torch's library loader. The name is walked attribute by
-attribute from `operator`, `math` or `torch` (already imported; a walk that would import a module
-stops), and the object found must be on an allow list by identity: operator's arithmetic,
+attribute from `operator`, `math` or `torch` (the root is imported; a step that would import a
+submodule stops), and the object found must be on an allow list by identity: operator's arithmetic,
 comparison and item functions, math's functions, and torch's tensor functions (those that take
 part in `__torch_function__`, less the few that reach outside the tensor: `Tensor.numpy`,
 storage, hooks, `backward`). Loaders, savers, hubs, compilers and file readers are not on it.
@@ -64,7 +64,6 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping
 
-import torch
 from hydra.utils import instantiate
 
 from fxflow.config.errors import first_line
@@ -211,7 +210,7 @@ class TargetPolicy:
         accepted = ("an nn.Module subclass, a @model_factory function or a Python function to trace, from "
                     + self._packages(MODEL_PACKAGES))
         obj = self._locate(path, MODEL_PACKAGES, accepted)
-        if isinstance(obj, type) and issubclass(obj, torch.nn.Module):
+        if isinstance(obj, type) and issubclass(obj, _torch().nn.Module):
             self._check_home(obj, MODEL_PACKAGES, accepted)
             return ModelTarget(path, obj, "module")
         if id(obj) in _FACTORIES and _FACTORIES[id(obj)] is obj:
@@ -249,7 +248,7 @@ class TargetPolicy:
         """An nn.Module class named as data (a tracer's leaf modules)."""
         accepted = "an nn.Module class from " + self._packages(MODEL_PACKAGES)
         obj = self._locate(path, MODEL_PACKAGES, accepted)
-        if not (isinstance(obj, type) and issubclass(obj, torch.nn.Module)):
+        if not (isinstance(obj, type) and issubclass(obj, _torch().nn.Module)):
             raise TargetRefused(f"is not an nn.Module class (it is a {_kind_of(obj)})", accepted)
         self._check_home(obj, MODEL_PACKAGES, accepted)
         return obj
@@ -271,8 +270,9 @@ class TargetPolicy:
         accepted = "a tensor method such as add, relu or view"
         if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", name):
             raise TargetRefused("is not a public method name", accepted)
-        method = inspect.getattr_static(torch.Tensor, name, None)
-        if method is None or name in TENSOR_METHODS_OUTSIDE or id(getattr(torch.Tensor, name)) not in _graph_functions():
+        tensor = _torch().Tensor
+        method = inspect.getattr_static(tensor, name, None)
+        if method is None or name in TENSOR_METHODS_OUTSIDE or id(getattr(tensor, name)) not in _graph_functions():
             raise TargetRefused("is not a tensor method a graph may call (methods reaching outside the tensor, "
                                 "such as numpy, tolist or storage, are not)", accepted)
         return name
@@ -290,7 +290,8 @@ class TargetPolicy:
         """A torch operator a probe inspects but never calls (`torch.ops.aten.add.Tensor`, `torch.add`)."""
         accepted = "a torch operator (torch.ops.NAMESPACE.OP[.OVERLOAD]) or tensor function (torch.add)"
         obj = _walk(path, ("torch",), accepted)
-        if isinstance(obj, (torch._ops.OpOverload, torch._ops.OpOverloadPacket)) or id(obj) in _graph_functions():
+        ops = _torch()._ops
+        if isinstance(obj, (ops.OpOverload, ops.OpOverloadPacket)) or id(obj) in _graph_functions():
             return obj
         raise TargetRefused(f"resolves to {_describe(obj)}, which is not a torch operator", accepted)
 
@@ -424,9 +425,9 @@ def _walk(path: Any, roots: tuple[str, ...], accepted: str) -> Any:
     parts = path.split(".")
     if any(part.startswith("_") for part in parts):
         raise TargetRefused("names a private object (a part starts with '_')", accepted)
-    if parts[0] not in roots or parts[0] not in sys.modules:
+    if parts[0] not in roots:
         raise TargetRefused(f"does not start with {' or '.join(roots)}", accepted)
-    obj: Any = sys.modules[parts[0]]
+    obj: Any = importlib.import_module(parts[0])  # a root: operator, math or torch, never a name from the config
     for end, part in enumerate(parts[1:], start=2):
         if type(obj) is types.ModuleType and part not in vars(obj):  # a module's __getattr__ may import
             raise TargetRefused(f"cannot be imported: {'.'.join(parts[:end - 1])} has no '{part}' loaded "
@@ -438,12 +439,20 @@ def _walk(path: Any, roots: tuple[str, ...], accepted: str) -> Any:
     return obj
 
 
+def _torch() -> Any:
+    """torch, imported when a target is first judged: the verbs that only read configs (ls,
+    --help, --cfg, shell completion) never judge one and start in a third of the time."""
+    import torch
+
+    return torch
+
+
 @lru_cache(maxsize=1)
 def _graph_functions() -> frozenset[int]:
     """The ids of every function a graph node may call (see the module docstring)."""
     allowed: list[Any] = [getattr(operator, name) for name in OPERATOR_FUNCTIONS]
     allowed += [f for name, f in vars(math).items() if callable(f) and not name.startswith("_")]
-    for fn in torch.overrides.get_testing_overrides():
+    for fn in _torch().overrides.get_testing_overrides():
         module = getattr(fn, "__module__", None) or ""
         name = getattr(fn, "__name__", "")
         if module.startswith(("torch.distributed", "torch.nn.init")) or name in TENSOR_METHODS_OUTSIDE:
@@ -454,7 +463,8 @@ def _graph_functions() -> frozenset[int]:
 
 def _describe(obj: Any) -> str:
     """What a name resolved to, by its own module and name (not the path written)."""
-    if isinstance(obj, (torch._ops.OpOverload, torch._ops.OpOverloadPacket)):
+    ops = sys.modules["torch"]._ops if "torch" in sys.modules else None  # an operator exists only once torch is in
+    if ops is not None and isinstance(obj, (ops.OpOverload, ops.OpOverloadPacket)):
         return f"the operator torch.ops.{obj}"
     if isinstance(obj, types.ModuleType):
         return f"the module {obj.__name__}"

@@ -51,11 +51,17 @@ def version_text() -> str:
     return f"fxflow {fxflow.__version__} (torch {installed('torch')}, hydra-core {installed('hydra-core')})"
 
 
-def parser() -> argparse.ArgumentParser:
+def parser(chosen: str | None = None) -> argparse.ArgumentParser:
+    """The verbs' parser. With `chosen`, only that verb's module is imported for its arguments (the
+    others are listed by their summary): `fxflow ls` then never imports torch, which `show` and
+    `validate` need to judge targets."""
     root = argparse.ArgumentParser(prog="fxflow", description=__doc__.split("\n\n")[0],
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
     verbs = root.add_subparsers(dest="verb", required=True, metavar="VERB")
     for name, summary in VERBS.items():
+        if chosen is not None and name != chosen:
+            verbs.add_parser(name, help=summary)
+            continue
         module = importlib.import_module(f"fxflow.verbs.{name}")
         sub = verbs.add_parser(name, help=summary, description=module.__doc__,
                                formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -69,5 +75,5 @@ def run_verb(argv: Sequence[str], console: Console | None = None) -> int:
     if argv[0] in VERSION_FLAGS:
         console.print(version_text(), highlight=False)
         return 0
-    args = parser().parse_args(list(argv))
+    args = parser(argv[0]).parse_args(list(argv))
     return importlib.import_module(f"fxflow.verbs.{args.verb}").run(args, console)
