@@ -218,3 +218,24 @@ def test_a_partition_stage_given_a_malformed_fitted_file_errors_naming_it(run_re
                      f"transforms.partition.latency_model.path={path}")
     assert run.summary["status"] == "error"
     assert f"latency_model.path={path}" in json.dumps(run.summary)
+
+
+def test_the_calibration_model_runs_every_op_kind_mini_gpt_computes():
+    """A fitted model predicts an op kind the calibration never ran at the cheapest per-element
+    cost; MiniGPT, a held-out model of benchmarks/cost_model.py, must find each of its element-wise
+    kinds (softmax, masked_fill, embedding, layernorm...) fitted, so the calibration model runs
+    them, at its own batch and at the recipe's scaled batches."""
+    from fxflow.models.gpt import MiniGPT
+    from fxflow.models.uneven import UnevenMix
+
+    def kinds(model: torch.nn.Module, args: list[torch.Tensor]) -> set[str]:
+        return {key for f in profile(symbolic_trace(model), args) for key in f.values if key.startswith("elements:")}
+
+    mix = UnevenMix(vocab=64, context=8, dims=[32, 64, 16], heads=[4, 0])
+    gpt = kinds(MiniGPT(vocab=64, context=8, dim=16, heads=2, layers=1), [torch.randint(0, 64, (2, 8))])
+    for factor in (0.25, 1.0, 4.0):
+        tokens = scale_batch([torch.randint(0, 64, (4, 8))], factor)
+        assert gpt <= kinds(mix, tokens), gpt - kinds(mix, tokens)
+    assert {"elements:softmax", "elements:masked_fill", "elements:embedding", "elements:layernorm"} <= gpt
+    with pytest.raises(ValueError, match=r"heads needs one entry per Linear layer \(2\), not 1"):
+        UnevenMix(dims=[32, 64, 16], heads=[4])
