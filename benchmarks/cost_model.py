@@ -1,21 +1,27 @@
 """How accurate is a cost model fitted by one calibration run, on models it was not calibrated on?
 
-    PYTHONPATH=$PWD python benchmarks/cost_model.py            # about 1-3 minutes on 2 idle cores
-    PYTHONPATH=$PWD python benchmarks/cost_model.py --plans 20 --rounds 3
+    PYTHONPATH=$PWD python benchmarks/cost_model.py            # about 1.5 minutes on 2 idle cores
+    PYTHONPATH=$PWD python benchmarks/cost_model.py --plans 20 --rounds 6
 
-1. Calibrate: `python -m fxflow recipe=distributed_calibrate_cost` (an uneven Linear chain, eight partitions on two
-   worker processes) writes <run>/execute/fitted_cost.json.
+1. Calibrate: `python -m fxflow recipe=distributed_calibrate_cost` (`UnevenMix`: an embedding, an
+   uneven Linear chain, causal self-mixing with layer_norm, batched matmul, masked_fill and softmax;
+   eight partitions on two worker processes) writes <run>/execute/fitted_cost.json.
 2. Held out: every way of splitting the six towers of `UnevenTowers` (widths 64 ... 2048) over one or
    two workers (the widest tower stays on the first, so no plan is another's mirror image) is a
    candidate plan. Each is predicted with the fitted file (`predict_placement`) and measured with the
    execute machinery (`DistributedModule.measure`: one worker process per device, one torch thread
-   each, after warm-up), every plan in turn, `--rounds` times. A second held-out model, MiniGPT cut at each block boundary over
-   two workers, adds partitions of other op kinds (attention, softmax, embeddings) to the
-   per-partition error.
+   each, after warm-up), every plan once a round, in a new order each round, `--rounds` times. A
+   second held-out model, MiniGPT cut at each block boundary over two workers, adds partitions of
+   attention, softmax, masked_fill and embeddings to the per-partition error.
 3. Prints: per-partition median |predicted/measured - 1|, Spearman of predicted vs measured step time
-   over the tower plans (scipy.stats.spearmanr), and the measured step of the plan the model picks
-   over the best measured one; each with "measured" read as the fastest of the timed requests (what
-   the fit uses: least disturbed by other work) and as their median.
+   over all tower plans (scipy.stats.spearmanr), and the measured step of the plan the model picks
+   over the best measured one; each with "measured" read as the fastest request of all rounds (what
+   the fit uses: the least disturbed by other work) and as the median of the rounds' medians. Each
+   plan's step is bracketed by the same figure from the even and from the odd rounds
+   (fxflow.distributed.ranking): the bracket's width over the figure is the spread; plan pairs whose
+   brackets overlap are ties the measurement cannot order, and of the other pairs it prints how many
+   the model orders the same way, and Spearman over a chain of plans each distinguishable from the
+   next (picked from the measurements alone).
 """
 
 from __future__ import annotations
@@ -83,7 +89,7 @@ def measure(split, placement, inputs: dict[str, Any], repeats: int) -> dict[str,
     from fxflow.distributed import DistributedModule
 
     with DistributedModule(split, placement, "gloo", threads_per_worker=1) as dm:
-        return dm.measure(inputs, repeats=repeats, warmup=2, probe_repeats=repeats)
+        return dm.measure(inputs, repeats=repeats, warmup=4, probe_repeats=repeats)
 
 
 def evaluate(cost, label: str, split, placement, inputs: dict[str, Any]) -> dict[str, Any]:

@@ -114,7 +114,7 @@ def test_views_cost_their_call_and_a_linear_reads_its_parameters_once():
     assert features["size"].values == {"call": 1.0}
     assert features["reshape"].values["elements:reshape"] == 12  # of a transposed tensor: a copy
     assert features["fc"].values == {"call": 1.0, "flops": 2 * 3 * 4 * 6, "bytes": 4.0 * (3 * 6 + 3 * 4),
-                                      "param_bytes": 4.0 * (6 * 4 + 4)}
+                                      "param_bytes": 4.0 * (6 * 4 + 4), "elements:linear": 3 * 4}
     assert features["act"].kind == features["gelu"].kind == "gelu"
     assert all(f.seconds and f.seconds > 0 for f in features.values())
 
