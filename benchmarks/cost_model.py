@@ -1,7 +1,7 @@
 """How accurate is a cost model fitted by one calibration run, on models it was not calibrated on?
 
     PYTHONPATH=$PWD python benchmarks/cost_model.py            # about 1.5 minutes on 2 idle cores
-    PYTHONPATH=$PWD python benchmarks/cost_model.py --plans 20 --rounds 6
+    PYTHONPATH=$PWD python benchmarks/cost_model.py --plans 20 --rounds 4
 
 1. Calibrate: `python -m fxflow recipe=distributed_calibrate_cost` (`UnevenMix`: an embedding, an
    uneven Linear chain, causal self-mixing with layer_norm, batched matmul, masked_fill and softmax;
@@ -148,7 +148,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--plans", type=int, default=32, help="tower plans to measure (at most 32)")
     parser.add_argument("--repeats", type=int, default=4, help="timed requests per plan and round")
-    parser.add_argument("--rounds", type=int, default=4, help="times every plan is measured, in a new order each round")
+    parser.add_argument("--rounds", type=int, default=6, help="times every plan is measured, in a new order each round")
     parser.add_argument("--fitted", type=Path, help="use this fitted_cost.json instead of calibrating")
     parser.add_argument("--json", type=Path, help="also write every row here")
     options = parser.parse_args()
@@ -197,7 +197,9 @@ def main() -> None:
     print(f"calibrated by: {'recipe=distributed_calibrate_cost (UnevenMix)' if not options.fitted else options.fitted}, "
           f"{cost.calibration.get('nodes')} nodes, {cost.calibration.get('partitions')} partitions, fitted to the "
           f"{cost.calibration.get('statistic')} request; fit on its own run: node median error "
-          f"{cost.fit.get('node_median_rel_error', 0):.1%}, partition {cost.fit.get('partition_median_rel_error') or 0:.1%}")
+          f"{cost.fit.get('node_median_rel_error', 0):.1%}, partition {cost.fit.get('partition_median_rel_error') or 0:.1%}; "
+          f"a worker's partition = {cost.partition.scale:.3f} x its nodes + {cost.partition.overhead_s * 1e6:.0f} us, "
+          f"a crossing {cost.transfer.latency_s * 1e6:.0f} us + bytes / {cost.transfer.bytes_per_s / 1e9:.2f} GB/s")
     print(f"{'plan':36} {'workers':>7} {'pred ms':>8} {'min ms':>8} {'(even/odd range)':>19} {'median ms':>9}")
     for r in rows + gpt_rows:
         lo, hi = r["min_step_range_s"]
