@@ -134,6 +134,13 @@ def summarize_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+def round_slowdown(rows: list[dict[str, Any]]) -> list[float]:
+    """Per round (in the order run), the median over the plans of that round's fastest request over
+    the plan's fastest of all rounds: how much slower the machine ran then (other work, heat)."""
+    rounds = len(rows[0]["min_step_rounds_s"])
+    return [statistics.median(r["min_step_rounds_s"][k] / r["min_step_s"] for r in rows) for k in range(rounds)]
+
+
 def ranking_figures(rows: list[dict[str, Any]], statistic: str) -> dict[str, Any]:
     """fxflow.distributed.ranking.rank_agreement over the plans, with plan names."""
     from fxflow.distributed.ranking import rank_agreement
@@ -232,6 +239,8 @@ def main() -> None:
           "ranges overlap (the measurement cannot order them); ordered agree: of the other pairs, how many the "
           "model orders the same way; chain: Spearman over a largest run of plans each distinguishable from the "
           "next (picked from the measurements alone)")
+    print("each round's speed (the median over plans of the round's fastest request over the plan's fastest of "
+          "all rounds; 1.00 = undisturbed): " + " ".join(f"{x:.2f}" for x in round_slowdown(rows + gpt_rows)))
     f = figures["min"]
     print(f"chosen by the model: {f['chosen']}; best measured (min): {f['best']}; "
           f"{'within' if f['chosen_tied_with_best'] else 'beyond'} the rounds' spread of each other")
