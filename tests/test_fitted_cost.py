@@ -239,3 +239,23 @@ def test_the_calibration_model_runs_every_op_kind_mini_gpt_computes():
     assert {"elements:softmax", "elements:masked_fill", "elements:embedding", "elements:layernorm"} <= gpt
     with pytest.raises(ValueError, match=r"heads needs one entry per Linear layer \(2\), not 1"):
         UnevenMix(dims=[32, 64, 16], heads=[4])
+
+
+def test_each_node_keeps_its_fastest_time_over_the_passes(monkeypatch):
+    """Other work only ever adds time: a node slowed in one pass keeps its time from another, and
+    every batch scale is timed in every pass (here pass 0 slows node a, pass 1 slows node b)."""
+    import fxflow.distributed.cost_fit as cost_fit
+
+    calls: list[int] = []
+
+    def fake_profile(split, args, repeats=0, cold=False):
+        calls.append(args[0].shape[0])
+        slow = len(calls) <= 2  # the first pass, both scales
+        return [NodeFeatures("a", "relu", {"call": 1.0}, seconds=(5.0 if slow else 1.0) * args[0].shape[0]),
+                NodeFeatures("b", "relu", {"call": 1.0}, seconds=(2.0 if slow else 7.0) * args[0].shape[0])]
+
+    monkeypatch.setattr(cost_fit, "profile", fake_profile)
+    one, four = cost_fit.fastest_of_passes(None, [torch.zeros(2, 3)], [1.0, 4.0], repeats=2, passes=2)
+    assert calls == [2, 8, 2, 8]
+    assert [(f.name, f.seconds) for f in one] == [("a", 2.0), ("b", 4.0)]
+    assert [(f.name, f.seconds) for f in four] == [("a", 8.0), ("b", 16.0)]
