@@ -161,7 +161,6 @@ def main() -> None:
     options = parser.parse_args()
 
     import torch
-    from scipy.stats import spearmanr
     from torch.fx import symbolic_trace
 
     from fxflow.distributed import prestart

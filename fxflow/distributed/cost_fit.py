@@ -7,10 +7,11 @@
 The per-node coefficients come from timing every node of the run's split module in this process
 (one thread, the fastest of its calls over several passes, a node's parameters cold as a
 worker's are between requests), at the run's batch and at `batch_scales` times it: a GEMM's
-seconds per FLOP fall as it grows, and one batch size cannot tell the FLOP term from the parameter-bytes term. The partition
-terms (scale, overhead) are a non-negative line through the measured partitions against the sum of
-their nodes' predictions (what running on a worker adds); the transfer terms come from the measured
-crossings and the measured request (see `_crossing_terms`).
+seconds per FLOP fall as it grows, and one batch size cannot tell the FLOP term from the
+parameter-bytes term. The partition terms (scale, overhead) are a non-negative line through the
+measured partitions against the sum of their nodes' predictions (what running on a worker adds);
+the transfer terms come from the measured crossings and the measured request (see
+`_crossing_terms`).
 """
 
 from __future__ import annotations
