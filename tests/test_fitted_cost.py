@@ -114,7 +114,7 @@ def test_views_cost_their_call_and_a_linear_reads_its_parameters_once():
     assert features["size"].values == {"call": 1.0}
     assert features["reshape"].values["elements:reshape"] == 12  # of a transposed tensor: a copy
     assert features["fc"].values == {"call": 1.0, "flops": 2 * 3 * 4 * 6, "bytes": 4.0 * (3 * 6 + 3 * 4),
-                                      "param_bytes": 4.0 * (6 * 4 + 4)}
+                                      "param_bytes": 4.0 * (6 * 4 + 4), "elements:linear": 3 * 4}
     assert features["act"].kind == features["gelu"].kind == "gelu"
     assert all(f.seconds and f.seconds > 0 for f in features.values())
 
@@ -218,3 +218,44 @@ def test_a_partition_stage_given_a_malformed_fitted_file_errors_naming_it(run_re
                      f"transforms.partition.latency_model.path={path}")
     assert run.summary["status"] == "error"
     assert f"latency_model.path={path}" in json.dumps(run.summary)
+
+
+def test_the_calibration_model_runs_every_op_kind_mini_gpt_computes():
+    """A fitted model predicts an op kind the calibration never ran at the cheapest per-element
+    cost; MiniGPT, a held-out model of benchmarks/cost_model.py, must find each of its element-wise
+    kinds (softmax, masked_fill, embedding, layernorm...) fitted, so the calibration model runs
+    them, at its own batch and at the recipe's scaled batches."""
+    from fxflow.models.gpt import MiniGPT
+    from fxflow.models.uneven import UnevenMix
+
+    def kinds(model: torch.nn.Module, args: list[torch.Tensor]) -> set[str]:
+        return {key for f in profile(symbolic_trace(model), args) for key in f.values if key.startswith("elements:")}
+
+    mix = UnevenMix(vocab=64, context=8, dims=[32, 64, 16], heads=[4, 0])
+    gpt = kinds(MiniGPT(vocab=64, context=8, dim=16, heads=2, layers=1), [torch.randint(0, 64, (2, 8))])
+    for factor in (0.25, 1.0, 4.0):
+        tokens = scale_batch([torch.randint(0, 64, (4, 8))], factor)
+        assert gpt <= kinds(mix, tokens), gpt - kinds(mix, tokens)
+    assert {"elements:softmax", "elements:masked_fill", "elements:embedding", "elements:layernorm"} <= gpt
+    with pytest.raises(ValueError, match=r"heads needs one entry per Linear layer \(2\), not 1"):
+        UnevenMix(dims=[32, 64, 16], heads=[4])
+
+
+def test_each_node_keeps_its_fastest_time_over_the_passes(monkeypatch):
+    """Other work only ever adds time: a node slowed in one pass keeps its time from another, and
+    every batch scale is timed in every pass (here pass 0 slows node a, pass 1 slows node b)."""
+    import fxflow.distributed.cost_fit as cost_fit
+
+    calls: list[int] = []
+
+    def fake_profile(split, args, repeats=0, cold=False):
+        calls.append(args[0].shape[0])
+        slow = len(calls) <= 2  # the first pass, both scales
+        return [NodeFeatures("a", "relu", {"call": 1.0}, seconds=(5.0 if slow else 1.0) * args[0].shape[0]),
+                NodeFeatures("b", "relu", {"call": 1.0}, seconds=(2.0 if slow else 7.0) * args[0].shape[0])]
+
+    monkeypatch.setattr(cost_fit, "profile", fake_profile)
+    one, four = cost_fit.fastest_of_passes(None, [torch.zeros(2, 3)], [1.0, 4.0], repeats=2, passes=2)
+    assert calls == [2, 8, 2, 8]
+    assert [(f.name, f.seconds) for f in one] == [("a", 2.0), ("b", 4.0)]
+    assert [(f.name, f.seconds) for f in four] == [("a", 8.0), ("b", 16.0)]

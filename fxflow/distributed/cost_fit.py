@@ -5,12 +5,13 @@
     prediction["partitions"][pid], prediction["step_s"]
 
 The per-node coefficients come from timing every node of the run's split module in this process
-(one thread, the fastest of `repeats`, a node's parameters cold as a worker's are between
-requests), at the run's batch and at `batch_scales` times it: a GEMM's seconds per FLOP fall as it
-grows, and one batch size cannot tell the FLOP term from the parameter-bytes term. The partition
-terms (scale, overhead) are a non-negative line through the measured partitions against the sum of
-their nodes' predictions (what running on a worker adds); the transfer terms come from the measured
-crossings and the measured request (see `_crossing_terms`).
+(one thread, the fastest of its calls over several passes, a node's parameters cold as a
+worker's are between requests), at the run's batch and at `batch_scales` times it: a GEMM's
+seconds per FLOP fall as it grows, and one batch size cannot tell the FLOP term from the
+parameter-bytes term. The partition terms (scale, overhead) are a non-negative line through the
+measured partitions against the sum of their nodes' predictions (what running on a worker adds);
+the transfer terms come from the measured crossings and the measured request (see
+`_crossing_terms`).
 """
 
 from __future__ import annotations
@@ -38,15 +39,17 @@ from fxflow.partitioning.fitted_cost import (
 
 
 def fit_cost(split: GraphModule, measurement: Mapping[str, Any], args: Sequence[Any], *,
-             calibration: Mapping[str, Any] | None = None, repeats: int = 5,
+             calibration: Mapping[str, Any] | None = None, repeats: int = 2, passes: int = 3,
              statistic: Literal["min", "median"] = "min", batch_scales: Sequence[float] = (0.25, 4.0)) -> FittedCost:
     """A cost model fitted from `measurement` (DistributedModule.measure on `split`). `statistic`:
     which of the measured figures to fit, the fastest request (the least disturbed by other work
     on the machine: what the hardware does) or the median (what a loaded machine gave).
-    `batch_scales`: the nodes are also timed with the inputs' first dimension scaled by each."""
+    `batch_scales`: the nodes are also timed with the inputs' first dimension scaled by each;
+    each node's time is its fastest of `repeats` calls in each of `passes` passes (see `fastest_of_passes`)."""
     measurement = _as_statistic(measurement, statistic)
-    timed = [f for f in profile(split, args, repeats=repeats, cold=True) if f.seconds]
-    others = [f for factor in batch_scales for f in _profile_scaled(split, args, factor, repeats) if f.seconds]
+    timed, *scaled = fastest_of_passes(split, args, [1.0, *batch_scales], repeats, passes)
+    timed = [f for f in timed if f.seconds]
+    others = [f for features in scaled for f in features if f.seconds]
     coefficients = with_fallback(fit_coefficients(timed + others, [f.seconds for f in timed + others]))
     probe = FittedCost(calibration={}, coefficients=coefficients, partition=PartitionTerms(scale=1.0),
                        transfer=TransferTerms(latency_s=0.0, bytes_per_s=1.0))
@@ -60,7 +63,7 @@ def fit_cost(split: GraphModule, measurement: Mapping[str, Any], args: Sequence[
     node_errors = [abs(probe.node_seconds(f) / f.seconds - 1) for f in timed + others]
     cost = FittedCost(
         calibration={**(calibration or {}), "statistic": statistic, "nodes": len(timed), "partitions": len(ids),
-                     "edges": len(measurement["edges"]), "batch_scales": [1.0, *batch_scales],
+                     "edges": len(measurement["edges"]), "batch_scales": [1.0, *batch_scales], "passes": passes,
                      "timed_nodes": len(timed) + len(others)},
         coefficients=coefficients,
         partition=partition,
@@ -80,6 +83,26 @@ def _as_statistic(measurement: Mapping[str, Any], statistic: str) -> dict[str, A
     return {**measurement, "end_to_end_s": measurement["end_to_end_min_s"],
             "partitions": [{**p, "compute_s": p["compute_min_s"]} for p in measurement["partitions"]],
             "edges": [{**e, "transfer_s": e.get("transfer_min_s", e["transfer_s"])} for e in measurement["edges"]]}
+
+
+def fastest_of_passes(split: GraphModule, args: Sequence[Any], scales: Sequence[float], repeats: int,
+                      passes: int) -> list[list[NodeFeatures]]:
+    """Per batch scale, every node's features and its fastest time over `passes` passes, each pass
+    timing every scale in turn (`repeats` calls a node): a burst of other work on the machine, which
+    only ever adds time, then spoils one pass of a node rather than all of its calls."""
+    runs: list[list[list[NodeFeatures]]] = [[] for _ in scales]
+    for _ in range(max(passes, 1)):
+        for k, factor in enumerate(scales):
+            runs[k].append(profile(split, args, repeats=repeats, cold=True) if factor == 1.0
+                           else _profile_scaled(split, args, factor, repeats))
+    merged = []
+    for per_pass in runs:
+        first = per_pass[0]
+        for i, feature in enumerate(first):
+            times = [run[i].seconds for run in per_pass if run[i].name == feature.name and run[i].seconds]
+            feature.seconds = min(times) if times else None
+        merged.append(first)
+    return merged
 
 
 class ScaledBatchFailed(ValueError):

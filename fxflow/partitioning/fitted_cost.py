@@ -3,9 +3,10 @@
 `CalibratedLatency` re-uses a partition's measured seconds for the same nodes, so it only
 predicts the model it measured. This model predicts from what a node *does*: each compute node
 is described by features read from one run of it (a call, its GEMM FLOPs, its output elements
-per op kind, the activation bytes it reads and writes, the parameter bytes it reads), and its
-seconds are a non-negative linear combination of them, fitted by non-negative least squares
-(scipy.optimize.nnls) to per-node timings. A node that makes no new tensor (a view, transpose,
+per op kind (a GEMM's too: what an output costs beyond its FLOPs differs between GEMM kinds), the
+activation bytes it reads and writes, the parameter bytes it reads), and its seconds are a
+non-negative linear combination of them, fitted by non-negative least squares (scipy.optimize.nnls)
+to per-node timings. A node that makes no new tensor (a view, transpose,
 getitem, size...) moves no data: it costs its call only.
 
 The timings are taken the way a worker runs: with `cold=True` a node with parameters is timed
@@ -163,9 +164,10 @@ class _Profiler(Interpreter):
         if not _moves_no_data(result, (args, kwargs)):
             params = sum(p.numel() * p.element_size() for p in module.parameters()) if module is not None else 0
             values.update({FLOPS: _gemm_flops(n, module, args, result),
-                           BYTES: float(tensor_bytes((args, kwargs)) + tensor_bytes(result)), PARAM_BYTES: float(params)})
-            if not values[FLOPS]:
-                values[ELEMENTS + kind] = float(_numel(result))
+                           BYTES: float(tensor_bytes((args, kwargs)) + tensor_bytes(result)), PARAM_BYTES: float(params),
+                           # a GEMM's too: what each output costs beyond its FLOPs (a short reduction,
+                           # a small batched matmul of attention heads) differs between GEMM kinds
+                           ELEMENTS + kind: float(_numel(result))})
             values = {k: v for k, v in values.items() if v}
         self.out.append(NodeFeatures(n.name, kind, values, self.partition,
                                      min(samples) if self.repeats else None))
