@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
@@ -19,6 +20,7 @@ from fxflow.partitioning import (
     partition,
     size_nodes,
 )
+from fxflow.partitioning.algorithms.pipeline_dp import usable_starts
 from fxflow.partitioning.cost import bottleneck_latency, pipeline_latency
 from fxflow.partitioning.placement import device_loads, partition_graph, split_components, topological_partitions
 from partition_graphs import best_by_enumeration, draw_acyclic_placement, problems
@@ -66,6 +68,46 @@ def test_pipeline_is_the_best_contiguous_split(problem):
             assert best == math.inf
             continue
         assert result.info["contiguous_optimum"] == best == measure(problem, result.placement)
+
+
+@st.composite
+def _tight_problems(draw) -> Problem:
+    """Problems whose devices hold little more than the graph: many cuts cannot start a segment
+    (the DP keeps its per-start arrays over the usable cuts only)."""
+    problem = draw(problems(min_nodes=6, max_nodes=9, max_devices=4))
+    share = -(-sum(problem.size_bytes) // len(problem.devices))
+    budgets = [share + draw(st.integers(0, share // 3 + 6)) for _ in problem.devices]
+    return dataclasses.replace(problem, devices=tuple(Device(d.name, b, d.logical_id)
+                                                      for d, b in zip(problem.devices, budgets)))
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(problem=_tight_problems())
+def test_pipeline_is_the_best_contiguous_split_on_tight_devices(problem):
+    for objective, measure in (("latency", pipeline_latency), ("throughput", bottleneck_latency)):
+        best = best_by_enumeration(problem, measure, contiguous=True)
+        try:
+            result = partition(problem, "pipeline", objective, split=False)
+        except PlacementRefused:
+            assert best == math.inf
+            continue
+        assert result.info["contiguous_optimum"] == best == measure(problem, result.placement)
+
+
+def test_pipeline_skips_cuts_no_state_can_start_from():
+    """A 12-node chain over four devices of 3.5 nodes' bytes: only cuts 0, 2-3, 5-7 and 9-10 can start a
+    segment, and the split is still the best one enumeration finds."""
+    n = 12
+    problem = Problem(tuple(f"n{i}" for i in range(n)), (10,) * n, (1,) * n, (0.0,) * n,
+                      tuple(float(1 + i % 3) for i in range(n)), ((),) + tuple((i,) for i in range(n - 1)),
+                      ((),) * n, (), (), tuple(Device(f"dev_{i}", 36, i) for i in range(4)), 1.0)
+    ranges = [(0, 0), (2, 3), (5, 7), (9, 10)]  # prefix bytes within [120 - (4 - k) * 36, k * 36] for k used
+    assert usable_starts(n, ranges).nonzero()[0].tolist() == [0, 2, 3, 5, 6, 7, 9, 10]
+    for objective, measure in (("latency", pipeline_latency), ("throughput", bottleneck_latency)):
+        result = partition(problem, "pipeline", objective, split=False)
+        assert result.info["contiguous_optimum"] == best_by_enumeration(problem, measure, contiguous=True)
+        cuts = [v for v in range(1, n) if result.placement.partition_of[v] != result.placement.partition_of[v - 1]]
+        assert set(cuts) <= {2, 3, 5, 6, 7, 9, 10}
 
 
 @settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
