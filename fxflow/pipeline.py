@@ -158,7 +158,7 @@ def _apply_transforms(plan: RunPlan, modules: dict[str, Any], inputs: InputSet, 
     first that raises (returned, to be judged against `expect.error`). Each completed stage's
     module goes into `modules` by name."""
     devices = [d.model_copy(update={"name": d.name or key}) for key, d in plan.spec.devices.items()]
-    gm, previous = modules["trace"], "trace"
+    gm = modules["trace"]
     for index, (name, transform) in enumerate(plan.transforms.items(), start=1):
         ctx = StageContext(name, inputs, devices, record.path(name))
         try:
@@ -178,24 +178,12 @@ def _apply_transforms(plan: RunPlan, modules: dict[str, Any], inputs: InputSet, 
         if transform.probe:
             state.notes.append(f"{name} is a probe: it inspects without changing the module, so equivalence "
                                "does not apply to it")
-        record_stage(record, state, index, name, gm, out, plan.spec.report, typed,
-                     graph=_kept_graph_facts(transform, gm, out, state.facts.get(previous, {}).get("graph")))
-        gm, previous = out, name
+        record_stage(record, state, index, name, gm, out, plan.spec.report, typed)
+        gm = out
         if name in judge.stages:
             with state.timed(f"check.{name}", step=name):
                 state.checks.append(judge(name, out))
     return None
-
-
-def _kept_graph_facts(transform: Any, given: Any, out: Any, facts: dict[str, Any] | None) -> dict[str, Any] | None:
-    """The previous stage's graph facts when this step declares that it keeps the graph
-    (`Transform.keeps_graph`) and returned the module it was given with as many nodes; None
-    (read them again) otherwise. At 100,000 nodes reading them, `Graph.lint` included, takes 0.4 s."""
-    if not transform.keeps_graph or out is not given or facts is None:
-        return None
-    if not isinstance(out, torch.fx.GraphModule) or facts.get("node_count") != len(out.graph.nodes):
-        return None
-    return facts
 
 
 def _model_facts(model: Any) -> dict[str, Any]:

@@ -172,34 +172,3 @@ def test_write_stage_graph_includes_submodule_code(tmp_path):
     assert "relu" in code  # the body of submod_1
     table = (tmp_path / paths[1]).read_text()
     assert "submod_0" in table and "submod_1" in table
-
-
-def test_a_step_that_keeps_the_graph_records_the_same_graph_facts(run_recipe, monkeypatch):
-    """Sizing keeps the traced graph (`keeps_graph`): its stage's graph facts are the trace's, and
-    equal what reading the sized graph again gives; a step that keeps nothing has them read."""
-    import fxflow.record.stage_files as stage_files
-    from fxflow.nodes import graph_facts
-    from fxflow.pipeline import _kept_graph_facts
-    from fxflow.transforms.partition import PartitionOverDevices
-    from fxflow.transforms.sizing import SizeNodes
-
-    read: list[int] = []
-    monkeypatch.setattr(stage_files, "graph_facts", lambda module: read.append(1) or graph_facts(module))
-    run = run_recipe("sparse_nn")
-    assert run.state.status == "passed", run.state.error
-    facts = run.state.facts
-    assert facts["size_nodes"]["graph"] == facts["trace"]["graph"]
-    assert facts["size_nodes"]["graph"] is not facts["trace"]["graph"]  # a copy: the stages' facts stay apart
-    assert len(read) == len(run.state.stages) - 1  # every stage but size_nodes read its graph
-
-    gm = torch.fx.symbolic_trace(nn.Sequential(nn.Linear(2, 2), nn.ReLU()))
-    known = graph_facts(gm)
-    assert SizeNodes.keeps_graph and not PartitionOverDevices.keeps_graph
-    assert _kept_graph_facts(SizeNodes(), gm, gm, known) is known
-    assert _kept_graph_facts(PartitionOverDevices.model_construct(), gm, gm, known) is None  # it does not keep
-    other = torch.fx.symbolic_trace(nn.Sequential(nn.Linear(2, 2)))
-    assert _kept_graph_facts(SizeNodes(), gm, other, known) is None  # another module came back
-    relu = next(n for n in gm.graph.nodes if n.op == "call_module" and n.target == "1")
-    relu.replace_all_uses_with(relu.args[0])
-    gm.graph.erase_node(relu)
-    assert _kept_graph_facts(SizeNodes(), gm, gm, known) is None  # as many nodes, or read again

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 from torch.fx import GraphModule
@@ -19,12 +18,11 @@ from fxflow.steps import RECORD, StepError
 
 
 def record_stage(record: RunRecord, state: RunState, index: int, name: str, before: Any, after: Any,
-                 options: ReportSpec, typed: StageFacts | None = None, graph: dict[str, Any] | None = None) -> None:
+                 options: ReportSpec, typed: StageFacts | None = None) -> None:
     """Write stage `name` (the `index`-th) into the record, with the reports for the type of its
-    facts (`typed`); a write that fails is the record step's error. `graph`: the facts of `after`'s
-    graph when they are known already (a step that kept the graph it was given), else they are read."""
+    facts (`typed`); a write that fails is the record step's error."""
     facts = state.facts.setdefault(name, {})
-    facts["graph"] = copy.deepcopy(graph) if graph is not None else graph_facts(after)
+    facts["graph"] = graph_facts(after)
     files: list[str] = []
     try:
         if isinstance(after, GraphModule):

@@ -65,8 +65,6 @@ class Transform(BaseModel, ABC):
         reads_graph = True           # reads gm.graph and gm's attributes, or calls gm; never hands gm to a
                                      # tool that reads its compiled forward (script, re-trace), so gm's
                                      # forward need not be compiled before it (fxflow.lazy_code)
-        keeps_graph = True           # returns gm with its graph as it was (it may set attributes on the
-                                     # nodes, as sizing does): the record reuses the graph's facts
     """
 
     model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
@@ -80,7 +78,6 @@ class Transform(BaseModel, ABC):
     uses_devices: ClassVar[bool] = False
     probe: ClassVar[bool] = False
     reads_graph: ClassVar[bool] = False
-    keeps_graph: ClassVar[bool] = False
 
     @classmethod
     def gives_for(cls, received: ModuleKind) -> ModuleKind:

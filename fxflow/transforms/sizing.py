@@ -44,7 +44,6 @@ class SizeNodes(Transform):
 
     provides: ClassVar = (GraphProperty.NODE_SIZES,)
     reads_graph: ClassVar = True
-    keeps_graph: ClassVar = True  # sizes go on the nodes; no node is added, removed or rewired
 
     method: Literal["fxflow", "torch"] = "fxflow"
     record_nodes: int = Field(1000, ge=0)
