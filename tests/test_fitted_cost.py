@@ -119,6 +119,27 @@ def test_views_cost_their_call_and_a_linear_reads_its_parameters_once():
     assert all(f.seconds and f.seconds > 0 for f in features.values())
 
 
+def test_an_embedding_reads_the_rows_it_gathers_not_its_whole_table():
+    """A lookup reads only the rows it gathers: its parameter bytes are its output's, however
+    large the table (a whole table would make parameter bytes look nearly free to the fit)."""
+
+    class Net(torch.nn.Module):
+        def __init__(self, rows: int) -> None:
+            super().__init__()
+            self.table, self.fc = torch.nn.Embedding(rows, 8), torch.nn.Linear(8, 8)
+
+        def forward(self, tokens):
+            return self.fc(self.table(tokens))
+
+    tokens = torch.tensor([[1, 2, 3]])
+    for rows in (16, 4096):
+        features = {f.name: f for f in profile(symbolic_trace(Net(rows)), [tokens])}
+        assert features["table"].values["param_bytes"] == 4.0 * 3 * 8
+        assert features["fc"].values["param_bytes"] == 4.0 * (8 * 8 + 8)  # a Linear reads all of its weights
+    small = {f.name: f for f in profile(symbolic_trace(Net(2)), [torch.tensor([[0, 1, 0, 1, 0]])])}
+    assert small["table"].values["param_bytes"] == 4.0 * 2 * 8  # never more than the table
+
+
 def test_a_batch_is_scaled_along_its_first_dimension():
     x, tokens = torch.arange(12.0).reshape(4, 3), torch.arange(8).reshape(4, 2)
     up, down = scale_batch([x, tokens, 5], 2.5), scale_batch([x], 0.25)

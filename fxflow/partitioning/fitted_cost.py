@@ -4,7 +4,8 @@
 predicts the model it measured. This model predicts from what a node *does*: each compute node
 is described by features read from one run of it (a call, its GEMM FLOPs, its output elements
 per op kind (a GEMM's too: what an output costs beyond its FLOPs differs between GEMM kinds), the
-activation bytes it reads and writes, the parameter bytes it reads), and its seconds are a
+activation bytes it reads and writes, the parameter bytes it reads (an embedding's: the rows it
+gathers, not its whole table)), and its seconds are a
 non-negative linear combination of them, fitted by non-negative least squares (scipy.optimize.nnls)
 to per-node timings. A node that makes no new tensor (a view, transpose,
 getitem, size...) moves no data: it costs its call only.
@@ -127,6 +128,16 @@ def _gemm_flops(node: Node, module: torch.nn.Module | None, args: tuple, out: An
     return 0.0
 
 
+def _param_bytes_read(module: torch.nn.Module, result: Any) -> int:
+    """The parameter bytes a module's call reads: all of them, but for a lookup table (an
+    embedding) only the rows it gathers, which are its output. Counting a whole table would
+    make a large, barely read table look free per byte and shift its cost onto the GEMMs' FLOPs."""
+    total = sum(p.numel() * p.element_size() for p in module.parameters())
+    if isinstance(module, (torch.nn.Embedding, torch.nn.EmbeddingBag)):
+        return min(total, tensor_bytes(result))
+    return total
+
+
 class _Profiler(Interpreter):
     """Runs a module node by node, recording each compute node's features (and, with `repeats`,
     the fastest of that many calls: the one least disturbed by other work; with `evict`, each call
@@ -162,7 +173,7 @@ class _Profiler(Interpreter):
         kind = op_name(n, self.modules).lower()
         values = {CALL: 1.0}
         if not _moves_no_data(result, (args, kwargs)):
-            params = sum(p.numel() * p.element_size() for p in module.parameters()) if module is not None else 0
+            params = _param_bytes_read(module, result) if module is not None else 0
             values.update({FLOPS: _gemm_flops(n, module, args, result),
                            BYTES: float(tensor_bytes((args, kwargs)) + tensor_bytes(result)), PARAM_BYTES: float(params),
                            # a GEMM's too: what each output costs beyond its FLOPs (a short reduction,
