@@ -5,10 +5,9 @@ predicts the model it measured. This model predicts from what a node *does*: eac
 is described by features read from one run of it (a call, its GEMM FLOPs, its output elements
 per op kind (a GEMM's too: what an output costs beyond its FLOPs differs between GEMM kinds), the
 activation bytes it reads and writes, the parameter bytes it reads (an embedding's: the rows it
-gathers, not its whole table)), and its seconds are a
-non-negative linear combination of them, fitted by non-negative least squares (scipy.optimize.nnls)
-to per-node timings. A node that makes no new tensor (a view, transpose,
-getitem, size...) moves no data: it costs its call only.
+gathers, not its whole table)), and its seconds are a non-negative linear combination of them,
+fitted by non-negative least squares (scipy.optimize.nnls) to per-node timings. A node that makes
+no new tensor (a view, transpose, getitem, size...) moves no data: it costs its call only.
 
 The timings are taken the way a worker runs: with `cold=True` a node with parameters is timed
 after the caches were flushed, its inputs read back in and a copy of it run (so its code is warm),
