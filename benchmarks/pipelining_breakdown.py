@@ -26,8 +26,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from fxflow.distributed.pipelining import StageRunner, StageSetup
+from pipelining import WIDTHS  # the model benchmarks/pipelining.py measures (this folder is on the path)
 
-WIDTHS = [1024, 1024, 1024, 1024, 1024, 128, 128, 128, 128]
 EVENTS: list[tuple[str, float, float]] = []  # (what, start, end), in the rank's process
 
 

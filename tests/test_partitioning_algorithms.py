@@ -57,9 +57,7 @@ def test_heuristics_place_validly_or_refuse(problem):
             _assert_valid(problem, whole, whole=True)
 
 
-@settings(max_examples=40, deadline=None)
-@given(problem=problems(max_nodes=6, max_devices=3))
-def test_pipeline_is_the_best_contiguous_split(problem):
+def _assert_pipeline_is_the_best_contiguous_split(problem: Problem) -> None:
     for objective, measure in (("latency", pipeline_latency), ("throughput", bottleneck_latency)):
         best = best_by_enumeration(problem, measure, contiguous=True)
         try:
@@ -68,6 +66,12 @@ def test_pipeline_is_the_best_contiguous_split(problem):
             assert best == math.inf
             continue
         assert result.info["contiguous_optimum"] == best == measure(problem, result.placement)
+
+
+@settings(max_examples=40, deadline=None)
+@given(problem=problems(max_nodes=6, max_devices=3))
+def test_pipeline_is_the_best_contiguous_split(problem):
+    _assert_pipeline_is_the_best_contiguous_split(problem)
 
 
 @st.composite
@@ -84,14 +88,7 @@ def _tight_problems(draw) -> Problem:
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(problem=_tight_problems())
 def test_pipeline_is_the_best_contiguous_split_on_tight_devices(problem):
-    for objective, measure in (("latency", pipeline_latency), ("throughput", bottleneck_latency)):
-        best = best_by_enumeration(problem, measure, contiguous=True)
-        try:
-            result = partition(problem, "pipeline", objective, split=False)
-        except PlacementRefused:
-            assert best == math.inf
-            continue
-        assert result.info["contiguous_optimum"] == best == measure(problem, result.placement)
+    _assert_pipeline_is_the_best_contiguous_split(problem)
 
 
 def test_pipeline_skips_cuts_no_state_can_start_from():
