@@ -176,6 +176,36 @@ def test_equivalence_reports_the_failing_input_set():
     assert entry.detail.startswith("input set 1:")
 
 
+def test_the_reference_runs_once_per_input_set_and_a_stage_cannot_write_into_its_kept_output():
+    """Every stage of a run is compared with the same reference figures: the reference is called
+    once per input set (a large model's eager forward is paid once, not per stage), and a stage
+    that writes in place into a tensor the reference returned (here its own buffer) cannot make a
+    later stage's comparison pass."""
+
+    class Buffered(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.register_buffer("state", torch.ones(2))
+
+        def forward(self, x):
+            return self.state
+
+    model = Buffered()
+    calls = []
+    reference = Reference(lambda x: calls.append(1) or model(x), "eager")
+    sets = input_sets_of(2)
+    for stage in ("a", "b"):
+        assert check_equivalence(stage, lambda x: torch.ones(2), reference, sets, None, {}).passed
+    assert len(calls) == 2, f"the reference ran {len(calls)} times for 2 input sets over 2 stages"
+
+    def vandal(x):
+        model.state.fill_(5.0)  # writes into the tensor the reference returned
+        return model.state
+
+    assert not check_equivalence("c", vandal, reference, sets, None, {}).passed
+    assert len(calls) == 2
+
+
 def test_call_replayed_restores_the_global_rng_and_passes_inputs_in_order():
     torch.manual_seed(99)
     state = torch.get_rng_state()

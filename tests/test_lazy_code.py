@@ -38,6 +38,21 @@ def test_code_is_text_before_any_compile_and_equals_the_compiled_code():
     assert gm.code == text
 
 
+def test_the_first_call_compiles_the_code_already_generated_instead_of_generating_it_again(monkeypatch):
+    model, gm = _lazy()
+    generated = []
+    real = torch.fx.Graph.python_code
+    monkeypatch.setattr(torch.fx.Graph, "python_code", lambda self, *a, **k: generated.append(1) or real(self, *a, **k))
+    text = gm.code
+    x = torch.rand(2, 4)
+    torch.testing.assert_close(gm(x), model(x))
+    assert len(generated) == 1, f"the graph's code was generated {len(generated)} times"
+    assert gm.code == text and "python_code" not in vars(gm.graph)
+    gm.recompile()  # a recompile after a reading-free edit generates afresh, once
+    torch.testing.assert_close(gm(x), model(x))
+    assert len(generated) == 2
+
+
 def test_a_recompile_after_a_graph_edit_drops_the_kept_text():
     _, gm = _lazy()
     before = gm.code
