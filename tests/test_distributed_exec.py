@@ -45,6 +45,25 @@ class _Scale(nn.Module):
         return y + 1
 
 
+def test_a_value_of_256_kib_of_tensors_is_one_message(monkeypatch):
+    """Activations are mostly powers of two: a 256 KiB tensor and its header travel as one message
+    (as a full chunk and a sliver, a busy reader paid a second hand-off for every value)."""
+    import fxflow.distributed.wire as wire
+
+    sizes = []
+
+    class _Done:
+        def wait(self) -> None:
+            pass
+
+    monkeypatch.setattr(wire.dist, "isend", lambda chunk, dst: sizes.append(chunk.numel()) or _Done())
+    wire.Wire(0, {0: "cpu", 1: "cpu"}, cuda_backend=False).send((7, "getitem_12"), torch.randn(256, 256), 1)
+    assert len(sizes) == 1 and sizes[0] > 256 * 1024
+    sizes.clear()
+    wire.Wire(0, {0: "cpu", 1: "cpu"}, cuda_backend=False).send((7, "big"), torch.randn(2, 256, 256), 1)
+    assert len(sizes) == 2  # 512 KiB: each message holds 256 KiB and room besides
+
+
 def test_values_larger_than_a_message_cross_in_chunks():
     model = _Scale()
     split = split_module(symbolic_trace(model), model, lambda node: 0 if node.name == "mul" else 1)

@@ -4,7 +4,7 @@ A value is any pytree (tuples, lists, dicts, namedtuples) of tensors and plain P
 (ints, None, strings). It travels as one byte stream: a length, a pickled skeleton of the value
 (each tensor replaced by its shape, dtype and offset, plus a key naming the value), then one
 flat payload holding every tensor. The stream is cut into chunks of at most `CHUNK_BYTES`,
-each one message; most values are a single message.
+each one message; a value of up to 256 KiB of tensors (and a header under `HEADER_ROOM`) is one.
 
 Every receiver keeps `STANDING` receives of `CHUNK_BYTES` posted per peer (gloo accepts a
 shorter message into a longer buffer), so a sender's chunks leave at once instead of each
@@ -33,7 +33,14 @@ import torch
 import torch.distributed as dist
 import torch.utils._pytree as pytree
 
-CHUNK_BYTES = 256 * 1024  # largest message; the size of each standing receive
+# Largest message, and the size of each standing receive: 256 KiB of payload plus room for the
+# header, so that a value whose payload is a power of two up to 256 KiB (most activations) is one
+# message, not a full chunk and a sliver, each a hand-off between processes. Measured on two idle
+# cores (UnevenTowers over two workers, the fastest request of 8 fresh runs each): a plan sending
+# four 256 KiB values between the workers went from 9.46 to 8.61 ms a request, one sending five
+# from 9.49 to 8.73 ms.
+HEADER_ROOM = 4096
+CHUNK_BYTES = 256 * 1024 + HEADER_ROOM
 STANDING = 4  # receives kept posted per peer
 _LEN = 8  # little-endian length of the pickled header, at the start of a stream
 _ALIGN = 16  # payload offsets are aligned so that every tensor can be a view of the payload
