@@ -124,6 +124,7 @@ def test_calibration_run_fits_a_cost_model_that_explains_its_own_partitions(run_
     recipe = yaml.safe_load((REPO / "recipes" / "distributed_calibrate_cost.yaml").read_text())
     nodes = recipe["transforms"]["partition"]["node_to_partition"]
     assert cost.calibration["partitions"] == 8 and cost.calibration["batch_scales"] == [1.0, 0.25, 4.0]
+    assert cost.calibration["starts"] == run.metrics["execute.fitted_cost.starts"] == 3  # three starts read
     assert cost.calibration["timed_nodes"] == 3 * cost.calibration["nodes"] == 3 * len(nodes)
     assert cost.coefficients["flops"] > 0 and cost.coefficients["param_bytes"] > 0
     assert {f"elements:{k}" for k in ("softmax", "masked_fill", "embedding", "layernorm", "gelu")} <= set(cost.coefficients)

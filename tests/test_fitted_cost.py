@@ -89,6 +89,35 @@ def test_crossing_terms_come_from_the_probes_and_the_request():
     assert median.latency_s == pytest.approx(2e-3 + 0.5e-3 / 3, rel=1e-6)
 
 
+def test_measurements_from_several_starts_are_read_as_one():
+    """Two starts of the same plan: each partition's and request's samples joined in order (request r
+    is still one request, so `_crossing_terms` can pair them), figures recomputed over the join, a
+    crossing's probe the median of the medians and the fastest of all; a different plan is refused."""
+    from fxflow.distributed.measurement import merged
+
+    def start(compute: list[float], requests: list[float], probe: float) -> dict:
+        return {"world_size": 3, "partitions": [{"id": 0, "rank": 1, "compute_s": sorted(compute)[len(compute) // 2],
+                                                 "compute_min_s": min(compute), "compute_samples_s": compute}],
+                "edges": [{"value": "x", "bytes": 1000, "transfer_s": probe, "transfer_min_s": probe / 2,
+                           "bytes_per_s": 1000 / probe}],
+                "repeats": len(requests), "end_to_end_s": sorted(requests)[len(requests) // 2],
+                "end_to_end_min_s": min(requests), "end_to_end_samples_s": requests}
+
+    slow, fast = start([3.0, 2.0, 2.5], [4.0, 3.0, 3.5], 0.4), start([1.0, 1.5, 1.2], [2.0, 2.5, 2.2], 0.2)
+    both = merged([slow, fast])
+    part = both["partitions"][0]
+    assert part["compute_samples_s"] == [3.0, 2.0, 2.5, 1.0, 1.5, 1.2]
+    assert part["compute_min_s"] == 1.0 and part["compute_s"] == pytest.approx(1.75)
+    assert both["end_to_end_samples_s"] == [4.0, 3.0, 3.5, 2.0, 2.5, 2.2]
+    assert both["end_to_end_min_s"] == 2.0 and both["repeats"] == 6 and both["starts"] == 2
+    assert both["edges"][0]["transfer_s"] == pytest.approx(0.3) and both["edges"][0]["transfer_min_s"] == 0.1
+    assert slow["partitions"][0]["compute_min_s"] == 2.0  # the inputs are left as they were
+    other = start([1.0], [2.0], 0.2)
+    other["partitions"][0]["id"] = 1
+    with pytest.raises(ValueError, match="different plans"):
+        merged([slow, other])
+
+
 def test_a_partition_line_recovers_scale_and_overhead():
     modelled = [1e-4, 5e-4, 2e-3, 8e-3]
     assert fit_line(modelled, [1.1 * m + 7e-5 for m in modelled]) == pytest.approx((1.1, 7e-5), rel=1e-6)

@@ -1,8 +1,10 @@
-"""Turn the ranks' raw timings into the JSON-able measurement record of a distributed run."""
+"""Turn the ranks' raw timings into the JSON-able measurement record of a distributed run, and
+join several such records of one plan (`merged`)."""
 
 from __future__ import annotations
 
 import statistics
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -65,3 +67,36 @@ def summarize(dm: "DistributedModule", requests: dict[int, Any] | None, probe: d
     record["end_to_end_samples_s"] = latencies
     record["pipeline"] = pipeline
     return record
+
+
+def merged(measurements: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Measurements of one plan, each from freshly started ranks, as one: every partition's and
+    request's samples joined in order (request r of the joined lists is still one request) and
+    each figure recomputed over them; a crossing keeps the median of the probes' medians and the
+    fastest probe. A worker's speed differs from one start to the next (on two cores, the fastest
+    request of a fresh start varied by 10%), so a fit read from several starts is less lucky or
+    unlucky than one read from a single start."""
+    if not measurements:
+        raise ValueError("no measurements to merge")
+    first = dict(measurements[0])
+    for other in measurements[1:]:
+        if [p["id"] for p in other["partitions"]] != [p["id"] for p in first["partitions"]] or \
+                [e["value"] for e in other["edges"]] != [e["value"] for e in first["edges"]]:
+            raise ValueError("the measurements are of different plans: their partitions or crossings differ")
+    partitions = []
+    for i, part in enumerate(first["partitions"]):
+        samples = [s for m in measurements for s in m["partitions"][i]["compute_samples_s"]]
+        partitions.append({**part, "compute_s": statistics.median(samples), "compute_min_s": min(samples),
+                           "compute_samples_s": samples})
+    edges = []
+    for i, edge in enumerate(first["edges"]):
+        medians = [m["edges"][i]["transfer_s"] for m in measurements if m["edges"][i]["transfer_s"] is not None]
+        fastest = [m["edges"][i]["transfer_min_s"] for m in measurements if m["edges"][i].get("transfer_min_s") is not None]
+        transfer = statistics.median(medians) if medians else None
+        edges.append({**edge, "transfer_s": transfer, "transfer_min_s": min(fastest) if fastest else None,
+                      "bytes_per_s": edge["bytes"] / transfer if transfer and edge.get("bytes") else None})
+    latencies = [s for m in measurements for s in m["end_to_end_samples_s"]]
+    first.update(partitions=partitions, edges=edges, repeats=len(latencies), starts=len(measurements),
+                 end_to_end_s=statistics.median(latencies), end_to_end_min_s=min(latencies),
+                 end_to_end_samples_s=latencies)
+    return first

@@ -32,7 +32,8 @@ latency model written to `calibrated_latency.json` in the stage's folder, which
 `fxflow.partitioning.latency.CalibratedLatency` feeds back into the partitioner. With `fit_cost`,
 `fitted_cost` (fit errors, partition scale and overhead, link speed): a cost model for other
 models, written to `fitted_cost.json` (fxflow.distributed.cost_fit; its nodes also timed at
-`fit_batch_scales` times the batch; conf/latency/fitted.yaml reads it). When a worker
+`fit_batch_scales` times the batch; with `fit_starts` > 1 the fit reads that many measurements,
+each from freshly started workers; conf/latency/fitted.yaml reads it). When a worker
 fails, `failure` says which rank, partition and step, and why.
 
 engine: pipelining runs a plan that is a chain of stages with torch.distributed.pipelining instead
@@ -98,6 +99,7 @@ class ExecutePartitions(Transform):
     fit_cost: bool = False  # also fit a cost model that predicts other models (fitted_cost.json)
     fit_statistic: Literal["min", "median"] = "min"  # fit the fastest request (undisturbed) or the median
     fit_batch_scales: list[PositiveFloat] = [0.25, 4.0]  # the nodes also timed with dim 0 of the inputs scaled by each
+    fit_starts: PositiveInt = 1  # the fit reads this many measurements, each from freshly started workers
     measure: bool = True
     repeats: PositiveInt = 10
     warmup: NonNegativeInt = 2
@@ -139,6 +141,7 @@ class ExecutePartitions(Transform):
 
     def apply(self, gm: GraphModule, ctx: StageContext) -> DistributedModule | PipelinedModule:
         from fxflow.distributed import DistributedModule, calibrated_latency, placement_from_facts
+        from fxflow.distributed.measurement import merged
 
         carried = partition_facts_of(gm)
         if carried is None:
@@ -168,8 +171,22 @@ class ExecutePartitions(Transform):
         ctx.facts["calibration"] = {"file": CALIBRATION_FILE, "partitions": len(calibration["partitions"]),
                                     "bytes_per_s": calibration["transfer"]["bytes_per_s"]}
         if self.fit_cost:
-            ctx.facts["fitted_cost"] = _fit_cost(gm, measurement, ctx, self.fit_statistic, self.fit_batch_scales)
+            starts = [measurement, *(self._fresh_measurement(gm, placement, group, ctx) for _ in range(self.fit_starts - 1))]
+            ctx.facts["fitted_cost"] = _fit_cost(gm, merged(starts), ctx, self.fit_statistic, self.fit_batch_scales)
         return module
+
+    def _fresh_measurement(self, gm: GraphModule, placement: Any, group: str, ctx: StageContext) -> dict[str, Any]:
+        """The plan measured again on workers started for it and ended after (for `fit_starts`)."""
+        from fxflow.distributed import DistributedModule
+
+        module = DistributedModule(gm, placement, group, timeout_s=self.timeout_s, start_method=self.start_method,
+                                   threads_per_worker=self.threads_per_worker)
+        with _closed_on_failure(module, ctx):
+            module.start()
+            measurement = module.measure(dict(ctx.inputs), repeats=self.repeats, warmup=self.warmup,
+                                         probe_repeats=self.repeats)
+        module.close()
+        return measurement
 
     def _pipelined(self, gm: GraphModule, ctx: StageContext, placement: Any, group: str) -> PipelinedModule:
         """The plan as torch.distributed.pipelining stages, run by its schedule; measured, and with
@@ -240,7 +257,7 @@ def _fit_cost(split: GraphModule, measurement: dict[str, Any], ctx: StageContext
     """Fit fxflow.partitioning.fitted_cost's model to this run and write it beside the calibration."""
     from fxflow.distributed.cost_fit import ScaledBatchFailed, fit_cost
 
-    source = {"run": str(ctx.artifacts.parent.resolve()), "stage": ctx.name,
+    source = {"run": str(ctx.artifacts.parent.resolve()), "stage": ctx.name, "starts": measurement.get("starts", 1),
               "compute_nodes": sum(len(p["compute_nodes"]) for p in partition_facts_of(split).model_dump()["partitions"])}
     try:
         cost = fit_cost(split, measurement, ctx.inputs.args, calibration=source, statistic=fit_statistic,
@@ -249,7 +266,8 @@ def _fit_cost(split: GraphModule, measurement: dict[str, Any], ctx: StageContext
         raise ValueError(f"transforms.{ctx.name}.fit_batch_scales={batch_scales}: {exc}; give scales the model runs "
                          "with, or [] to time the nodes at the run's batch only") from None
     cost.save(ctx.artifacts / FITTED_COST_FILE)
-    return {"file": FITTED_COST_FILE, **cost.fit, "partition_scale": cost.partition.scale,
+    return {"file": FITTED_COST_FILE, "starts": measurement.get("starts", 1), **cost.fit,
+            "partition_scale": cost.partition.scale,
             "partition_overhead_s": cost.partition.overhead_s, "transfer_bytes_per_s": cost.transfer.bytes_per_s}
 
 
