@@ -240,6 +240,7 @@ def test_prediction_of_a_placement_adds_crossings_on_the_critical_path():
     features = profile(split, args)
     assert one["partitions"][1] == pytest.approx(cost.partition_seconds([f for f in features if f.partition == 1]))
     assert len(two["edges"]) == len(one["edges"]) + 3  # x to the second worker, its two towers back
+    assert [e["bytes"] for e in two["edges"]] == [2 * 8 * 4] * len(two["edges"])  # every value is a [2, 8] float32
     assert two["critical_path_s"] > one["critical_path_s"] - one["partitions"][1]
     # the two towers' outputs cross together: one latency, both payloads
     back = [e for e in two["edges"] if e["from"] == [1] and e["to"] == [2]]

@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 import torch
-from torch.fx import GraphModule, Interpreter
+from torch.fx import GraphModule
 
 from fxflow.distributed.compare import measured_critical_path
 from fxflow.distributed.plan import SlotAssignment, build_plan
@@ -30,7 +30,6 @@ from fxflow.partitioning.fitted_cost import (
     NodeFeatures,
     PartitionTerms,
     TransferTerms,
-    tensor_bytes,
     fit_coefficients,
     fit_line,
     profile,
@@ -170,34 +169,20 @@ def _by_partition(features: Sequence[NodeFeatures]) -> dict[int, list[NodeFeatur
     return groups
 
 
-class _Values(Interpreter):
-    """Runs the split module's top-level graph, keeping every value's byte size by node name."""
-
-    def __init__(self, gm: GraphModule):
-        super().__init__(gm)
-        self.nbytes: dict[str, int] = {}
-
-    def run_node(self, n):  # type: ignore[no-untyped-def]
-        result = super().run_node(n)
-        self.nbytes[n.name] = tensor_bytes(result)
-        return result
-
-
 def predict_placement(cost: FittedCost, split: GraphModule, placement: SlotAssignment | Mapping[int, Any],
                       args: Sequence[Any]) -> dict[str, Any]:
     """Predicted seconds per partition, per crossing and for one request (the critical path through
     the partition DAG, crossings included), for `split` placed as `placement`. Values crossing
     between the same partitions pay one latency between them."""
     plan = build_plan(split, placement)
-    by_partition = _by_partition(profile(split, args))
-    values = _Values(split)
-    values.run(*args)
+    value_bytes: dict[str, int] = {}
+    by_partition = _by_partition(profile(split, args, value_bytes=value_bytes))
     partitions = [{"id": pid, "compute_s": cost.partition_seconds(nodes)} for pid, nodes in sorted(by_partition.items())]
     edges, crossed = [], set()
     for e in plan.edges:
         # values that cross between the same partitions travel together: the crossing's latency
         # (the receiver waking up) is paid once, their bytes one after another
-        nbytes = values.nbytes.get(e.value, 0)
+        nbytes = value_bytes.get(e.value, 0)
         first = (e.sources, e.consumers, e.src_rank, e.dst_rank) not in crossed
         crossed.add((e.sources, e.consumers, e.src_rank, e.dst_rank))
         seconds = cost.transfer_seconds(nbytes) if first else nbytes / cost.transfer.bytes_per_s

@@ -144,12 +144,19 @@ class _Profiler(Interpreter):
     node too, its nodes tagged with the partition id."""
 
     def __init__(self, gm: GraphModule, repeats: int, partition: int | None, out: list[NodeFeatures],
-                 evict: _Evictor | None = None):
+                 evict: _Evictor | None = None, value_bytes: dict[str, int] | None = None):
         super().__init__(gm)
         self.repeats, self.partition, self.out, self.evict = repeats, partition, out, evict
+        self.value_bytes = value_bytes
         self.modules = dict(gm.named_modules())
 
     def run_node(self, n: Node) -> Any:
+        result = self._run_node(n)
+        if self.value_bytes is not None:
+            self.value_bytes[n.name] = tensor_bytes(result)
+        return result
+
+    def _run_node(self, n: Node) -> Any:
         if n.op in NON_COMPUTE_OPS:
             return super().run_node(n)
         module = self.modules.get(n.target) if n.op == "call_module" else None
@@ -185,16 +192,18 @@ class _Profiler(Interpreter):
 
 
 def profile(gm: GraphModule, args: Sequence[Any], repeats: int = 0, threads: int | None = 1,
-            cold: bool = False) -> list[NodeFeatures]:
+            cold: bool = False, value_bytes: dict[str, int] | None = None) -> list[NodeFeatures]:
     """Every compute node's features on one run of `gm(*args)`; with `repeats` > 0 also its fastest
     seconds over that many calls, with `threads` torch threads (as a worker with one thread runs),
-    and with `cold` each call after the caches were flushed (see the module doc)."""
+    and with `cold` each call after the caches were flushed (see the module doc). `value_bytes`,
+    when given, receives the byte size of every value of `gm`'s own graph (a split module's
+    top-level values: what crosses between its partitions)."""
     out: list[NodeFeatures] = []
     before = torch.get_num_threads()
     try:
         torch.set_num_threads(threads or before)
         with torch.no_grad():
-            _Profiler(gm, repeats, None, out, _Evictor() if cold and repeats else None).run(*args)
+            _Profiler(gm, repeats, None, out, _Evictor() if cold and repeats else None, value_bytes).run(*args)
     finally:
         torch.set_num_threads(before)
     return out
