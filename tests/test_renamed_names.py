@@ -28,9 +28,11 @@ def test_the_execute_stage_names_its_process_group_so():
 
 
 def test_the_old_backend_key_still_works_for_one_release_with_a_warning():
-    with pytest.warns(FutureWarning, match="`backend` is now `process_group`"):
+    with pytest.warns(FutureWarning, match="`backend` is now `process_group`") as caught:
         plan = plan_run(config({"process_group": "auto", "backend": "gloo"}))
     assert plan.transforms["execute"].process_group == "gloo"
+    blamed = [w.filename for w in caught if "process_group" in str(w.message)]
+    assert blamed and all("config" in f and "pydantic" not in f for f in blamed), blamed  # not a library's line
 
 
 def test_old_and_new_keys_that_disagree_are_refused_naming_both():

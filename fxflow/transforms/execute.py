@@ -134,7 +134,8 @@ class ExecutePartitions(Transform):
                 "process_group: write process_group only", {"old": self.backend, "new": self.process_group})
         message = (f"the execute stage's `backend` is now `process_group`: write process_group={self.backend} "
                    "(backend is read for one more release)")
-        warnings.warn(message, FutureWarning, stacklevel=2)
+        # the line to blame is the config's, not Python's: any stacklevel here lands in pydantic
+        warnings.warn_explicit(message, FutureWarning, filename="<config: the execute stage's backend key>", lineno=0)
         logging.getLogger("fxflow").warning(message)
         self.process_group, self.backend = self.backend, None
         return self
