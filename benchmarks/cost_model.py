@@ -1,11 +1,12 @@
 """How accurate is a cost model fitted by one calibration run, on models it was not calibrated on?
 
-    PYTHONPATH=$PWD python benchmarks/cost_model.py            # about 1.5 minutes on 2 idle cores
-    PYTHONPATH=$PWD python benchmarks/cost_model.py --plans 20 --rounds 4
+    PYTHONPATH=$PWD python benchmarks/cost_model.py            # about 3 minutes on 2 idle cores
+    PYTHONPATH=$PWD python benchmarks/cost_model.py --plans 20 --rounds 6
 
 1. Calibrate: `python -m fxflow recipe=distributed_calibrate_cost` (`UnevenMix`: an embedding, an
    uneven Linear chain, causal self-mixing with layer_norm, batched matmul, masked_fill and softmax;
-   eight partitions on two worker processes) writes <run>/execute/fitted_cost.json.
+   eight partitions on two worker processes, measured on three starts of the workers) writes
+   <run>/execute/fitted_cost.json.
 2. Held out: every way of splitting the six towers of `UnevenTowers` (widths 64 ... 2048) over one or
    two workers (the widest tower stays on the first, so no plan is another's mirror image) is a
    candidate plan. Each is predicted with the fitted file (`predict_placement`) and measured with the
@@ -155,7 +156,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--plans", type=int, default=32, help="tower plans to measure (at most 32)")
     parser.add_argument("--repeats", type=int, default=4, help="timed requests per plan and round")
-    parser.add_argument("--rounds", type=int, default=6, help="times every plan is measured, in a new order each round")
+    parser.add_argument("--rounds", type=int, default=12,
+                        help="times every plan is measured (on freshly started workers), in a new order each round; "
+                             "a worker's speed varies ~10%% between starts, so more rounds pin each plan's figure down")
     parser.add_argument("--fitted", type=Path, help="use this fitted_cost.json instead of calibrating")
     parser.add_argument("--json", type=Path, help="also write every row here")
     options = parser.parse_args()
