@@ -141,7 +141,7 @@ class ExecutePartitions(Transform):
         return self
 
     def apply(self, gm: GraphModule, ctx: StageContext) -> DistributedModule | PipelinedModule:
-        from fxflow.distributed import DistributedModule, calibrated_latency, placement_from_facts
+        from fxflow.distributed import calibrated_latency, placement_from_facts
         from fxflow.distributed.measurement import merged
 
         carried = partition_facts_of(gm)
@@ -155,8 +155,7 @@ class ExecutePartitions(Transform):
         group = self.process_group if self.process_group != "auto" else ("nccl" if cuda else "gloo")
         if self.engine == "pipelining":
             return self._pipelined(gm, ctx, placement, group)
-        module = DistributedModule(gm, placement, group, timeout_s=self.timeout_s,
-                                   start_method=self.start_method, threads_per_worker=self.threads_per_worker)
+        module = self._workers(gm, placement, group)
         with _closed_on_failure(module, ctx, where=True):
             module.start()
             if not self.measure:
@@ -176,12 +175,16 @@ class ExecutePartitions(Transform):
             ctx.facts["fitted_cost"] = _fit_cost(gm, merged(starts), ctx, self.fit_statistic, self.fit_batch_scales)
         return module
 
-    def _fresh_measurement(self, gm: GraphModule, placement: Any, group: str, ctx: StageContext) -> dict[str, Any]:
-        """The plan measured again on workers started for it and ended after (for `fit_starts`)."""
+    def _workers(self, gm: GraphModule, placement: Any, group: str) -> DistributedModule:
+        """fxflow's executor for this plan, with this stage's settings (started by the caller)."""
         from fxflow.distributed import DistributedModule
 
-        module = DistributedModule(gm, placement, group, timeout_s=self.timeout_s, start_method=self.start_method,
-                                   threads_per_worker=self.threads_per_worker)
+        return DistributedModule(gm, placement, group, timeout_s=self.timeout_s, start_method=self.start_method,
+                                 threads_per_worker=self.threads_per_worker)
+
+    def _fresh_measurement(self, gm: GraphModule, placement: Any, group: str, ctx: StageContext) -> dict[str, Any]:
+        """The plan measured again on workers started for it and ended after (for `fit_starts`)."""
+        module = self._workers(gm, placement, group)
         with _closed_on_failure(module, ctx):
             module.start()
             measurement = module.measure(dict(ctx.inputs), repeats=self.repeats, warmup=self.warmup,
