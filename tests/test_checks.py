@@ -179,8 +179,9 @@ def test_equivalence_reports_the_failing_input_set():
 def test_the_reference_runs_once_per_input_set_and_a_stage_cannot_write_into_its_kept_output():
     """Every stage of a run is compared with the same reference figures: the reference is called
     once per input set (a large model's eager forward is paid once, not per stage), and a stage
-    that writes in place into a tensor the reference returned (here its own buffer) cannot make a
-    later stage's comparison pass."""
+    that writes in place into a tensor the reference returned (here the model's own buffer)
+    cannot change the figures it is compared with (before, the expected output was that very
+    buffer, so such a stage passed)."""
 
     class Buffered(nn.Module):
         def __init__(self) -> None:
