@@ -137,6 +137,22 @@ def test_calibration_run_fits_a_cost_model_that_explains_its_own_partitions(run_
     assert errors[len(errors) // 2] < 0.5, errors  # a loaded machine's noise, not a wrong fit (idle: about 10%)
 
 
+def test_a_fit_that_fails_ends_the_workers_and_names_the_key(run_recipe, monkeypatch):
+    """The fit runs after the measurement; when it fails (here: the model cannot run a scaled batch)
+    the run is an error naming fit_batch_scales, and the stage's workers end with it."""
+    import fxflow.distributed.cost_fit as cost_fit
+
+    def cannot(*args, **kwargs):
+        raise cost_fit.ScaledBatchFailed("the model fails with its inputs' first dimension scaled by 4")
+
+    monkeypatch.setattr(cost_fit, "fit_cost", cannot)
+    run = run_recipe("distributed_calibrate_cost", *QUICK, "report.pictures=false", "transforms.execute.fit_starts=1")
+    assert run.summary["status"] == "error"
+    assert "fit_batch_scales" in json.dumps(run.summary["error"])
+    pids = [r["pid"] for r in rows(run.metrics, "execute.ranks")]
+    assert len(pids) == 3 and [pid for pid in pids if alive(pid)] == []
+
+
 def test_a_batch_scale_that_is_not_positive_is_refused_naming_the_key(run_recipe):
     run = run_recipe("distributed_calibrate_cost", *QUICK, "report.pictures=false",
                      "transforms.execute.fit_batch_scales=[0.25,0]")

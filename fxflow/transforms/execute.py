@@ -164,15 +164,17 @@ class ExecutePartitions(Transform):
             measurement = module.measure(dict(ctx.inputs), repeats=self.repeats, warmup=self.warmup,
                                          probe_repeats=self.repeats, microbatches=self.microbatches)
         ctx.facts.update(_where(measurement))
-        ctx.facts.update(_measured(measurement, partition_facts))
-        calibration = calibrated_latency(measurement, gm)
-        ctx.artifacts.mkdir(parents=True, exist_ok=True)
-        (ctx.artifacts / CALIBRATION_FILE).write_text(json.dumps(calibration, indent=1))
-        ctx.facts["calibration"] = {"file": CALIBRATION_FILE, "partitions": len(calibration["partitions"]),
-                                    "bytes_per_s": calibration["transfer"]["bytes_per_s"]}
-        if self.fit_cost:
-            starts = [measurement, *(self._fresh_measurement(gm, placement, group, ctx) for _ in range(self.fit_starts - 1))]
-            ctx.facts["fitted_cost"] = _fit_cost(gm, merged(starts), ctx, self.fit_statistic, self.fit_batch_scales)
+        with _closed_on_failure(module, ctx):  # a failed calibration or fit ends the workers too
+            ctx.facts.update(_measured(measurement, partition_facts))
+            calibration = calibrated_latency(measurement, gm)
+            ctx.artifacts.mkdir(parents=True, exist_ok=True)
+            (ctx.artifacts / CALIBRATION_FILE).write_text(json.dumps(calibration, indent=1))
+            ctx.facts["calibration"] = {"file": CALIBRATION_FILE, "partitions": len(calibration["partitions"]),
+                                        "bytes_per_s": calibration["transfer"]["bytes_per_s"]}
+            if self.fit_cost:
+                starts = [measurement, *(self._fresh_measurement(gm, placement, group, ctx)
+                                         for _ in range(self.fit_starts - 1))]
+                ctx.facts["fitted_cost"] = _fit_cost(gm, merged(starts), ctx, self.fit_statistic, self.fit_batch_scales)
         return module
 
     def _workers(self, gm: GraphModule, placement: Any, group: str) -> DistributedModule:
